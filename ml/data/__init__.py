@@ -1,0 +1,1 @@
+"""Data sources: the synthetic shop generator and adapters for external data sets."""

@@ -1,0 +1,1 @@
+"""The user-intent classifier: fine-tuning, evaluation, prediction."""

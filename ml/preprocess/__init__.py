@@ -1,0 +1,1 @@
+"""Preprocessing of validated data into model-ready Parquet files."""

@@ -1,0 +1,1 @@
+"""The text-aware sequential recommender: training, full-catalog evaluation, batch scoring."""

@@ -1,0 +1,1 @@
+"""The data validation gate: Great Expectations suites, run on each landing partition."""
