@@ -25,6 +25,7 @@ from ml.errors import ShopflowError
 COMMAND_MODULES = [
     "ml.data.cli",
     "ml.validation.cli",
+    "ml.ingest",
     "ml.preprocess.cli",
 ]
 
@@ -65,7 +66,9 @@ class CommandTree:
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    parser.add_argument(
+        "--params", default="params.yaml", help="params file (default: %(default)s)"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",

@@ -41,9 +41,13 @@ def resolve_model_path(path: str | Path | None) -> Path:
     """Return a usable local model folder, or raise a ConfigError saying what is missing."""
     folder = default_model_path() if path is None else Path(path)
     if not folder.is_dir():
-        raise ConfigError(f"model folder {folder} does not exist (give a local Hugging Face folder)")
+        raise ConfigError(
+            f"model folder {folder} does not exist (give a local Hugging Face folder)"
+        )
     if not (folder / "config.json").is_file():
-        raise ConfigError(f"model folder {folder} has no config.json: not a Hugging Face model folder")
+        raise ConfigError(
+            f"model folder {folder} has no config.json: not a Hugging Face model folder"
+        )
     return folder
 
 

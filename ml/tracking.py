@@ -34,7 +34,7 @@ def configure_mlflow(cfg: MlflowConfig, experiment: str) -> str:
 
 
 def git_commit(cwd: str | Path = ".") -> str:
-    """The current commit, with ``-dirty`` when tracked files have changed; ``unknown`` outside git."""
+    """The current commit (``-dirty`` if tracked files changed); ``unknown`` outside git."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True

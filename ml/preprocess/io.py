@@ -1,0 +1,35 @@
+"""Reading validated partitions back as one frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ml.errors import InputError
+
+
+def read_validated(root: Path, dataset: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    """All ``root/<dataset>/date=*/*.csv`` files as strings, with a ``partition`` column.
+
+    Validation has already checked these files; a problem here means the validated area was
+    edited by hand, so the error names the file.
+    """
+    files = sorted((root / dataset).glob("date=*/*.csv"))
+    if not files:
+        raise InputError(
+            f"no validated {dataset} partitions under {root / dataset}: run `python -m ml validate`"
+        )
+    frames = []
+    for file in files:
+        try:
+            frame = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8")
+        except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputError(f"{file}: cannot be read: {exc}") from exc
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise InputError(f"{file}: missing column(s) {missing}")
+        frame = frame[list(columns)].copy()
+        frame["partition"] = file.parent.name.removeprefix("date=")
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
