@@ -16,6 +16,8 @@ class ValidationConfig(BaseModel):
     min_per_label: int = Field(3, ge=0)
     text_min_chars: int = Field(1, ge=0)
     text_max_chars: int = Field(512, ge=1)
+    # Catalog descriptions are longer than titles or utterances.
+    description_max_chars: int = Field(4000, ge=1)
     # Largest allowed total-variation distance between a partition's label distribution and the
     # reference (already validated data).
     label_distribution_tolerance: float = Field(0.25, gt=0, le=1)
