@@ -1,0 +1,83 @@
+"""Reference scorers evaluated side by side with the model on the same full-catalog ranking.
+
+Every scorer maps a batch of histories (lists of item_idx, oldest first) to a dense
+(batch, n_items) score matrix; higher is better.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+from scipy import sparse
+
+
+class Scorer(Protocol):
+    name: str
+
+    def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray: ...
+
+
+class MostPopular:
+    """Training-set popularity, the same list for every user."""
+
+    name = "most_popular"
+
+    def __init__(self, item_counts: np.ndarray) -> None:
+        self.counts = np.asarray(item_counts, dtype=np.float32)
+
+    def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        return np.broadcast_to(self.counts, (len(histories), self.counts.size)).copy()
+
+
+class CoOccurrence:
+    """ "Bought together": last item -> next item transition counts, backed off to popularity.
+
+    The popularity term is scaled below one transition count, so it only orders items the
+    transitions do not separate (and users whose last item has no known successor).
+    """
+
+    name = "co_occurrence"
+
+    def __init__(self, sequences: Sequence[Sequence[int]], n_items: int) -> None:
+        rows: list[int] = []
+        cols: list[int] = []
+        for seq in sequences:
+            seq = [int(i) for i in seq]
+            rows.extend(seq[:-1])
+            cols.extend(seq[1:])
+        data = np.ones(len(rows), dtype=np.float32)
+        self.transitions = sparse.csr_matrix((data, (rows, cols)), shape=(n_items, n_items))
+        counts = np.bincount(
+            np.asarray(cols + [s[0] for s in sequences if len(s)], dtype=np.int64),
+            minlength=n_items,
+        ).astype(np.float32)
+        self.backoff = 0.5 * counts / max(float(counts.max(initial=0.0)), 1.0)
+
+    def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        out = np.broadcast_to(self.backoff, (len(histories), self.backoff.size)).copy()
+        for row, hist in enumerate(histories):
+            if len(hist):
+                out[row] += self.transitions[int(hist[-1])].toarray().ravel()
+        return out
+
+
+class TextSimilarity:
+    """Cosine similarity of item text embeddings to the recency-weighted recent history."""
+
+    name = "text_similarity"
+
+    def __init__(self, item_vectors: np.ndarray, recent: int = 3, decay: float = 0.5) -> None:
+        v = np.asarray(item_vectors, dtype=np.float32)
+        self.vectors = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+        self.recent = recent
+        self.decay = decay
+
+    def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        profiles = np.zeros((len(histories), self.vectors.shape[1]), dtype=np.float32)
+        for row, hist in enumerate(histories):
+            last = [int(i) for i in hist][-self.recent :][::-1]
+            for age, item in enumerate(last):
+                profiles[row] += (self.decay**age) * self.vectors[item]
+        return profiles @ self.vectors.T
