@@ -41,14 +41,22 @@ class PathsConfig(StrictModel):
 
 
 class IngestConfig(StrictModel):
-    """What lands in ``paths.landing``: the synthetic shop or an external intent data set."""
+    """What lands in ``paths.landing``.
 
-    source: str = Field("synthetic", pattern="^(synthetic|bitext|directory)$")
-    # For source=directory: a folder laid out like data/landing (<dataset>/date=YYYY-MM-DD/).
+    synthetic: the embedded shop generator (all three datasets).
+    intent_file: an external intent data set (CSV/JSON) becomes one utterances partition.
+    directory: partitions dropped by the shop, laid out like data/landing, are copied in.
+    """
+
+    source: str = Field("synthetic", pattern="^(synthetic|intent_file|directory)$")
     directory: Path | None = None
-    # For source=bitext: the CSV and how many stratified rows to take (null = all).
-    bitext_path: Path = Path("../shared/data/bitext_customer_support/bitext_customer_support_20k.csv")
-    bitext_sample: int | None = None
+    intent_file: Path | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    # Stratified sample size for intent_file (null = all rows).
+    sample: int | None = Field(None, ge=1)
+    # Partition date given to an intent_file (static data sets carry no dates of their own).
+    partition_date: str = Field("2026-11-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
 
 
 class MlflowConfig(StrictModel):
@@ -62,29 +70,54 @@ class MlflowConfig(StrictModel):
 
 
 class MetricRule(StrictModel):
-    """A threshold on one metric, used by the gate for the primary metric and guardrails."""
+    """A threshold on one metric, used by the gate for the primary metric, guardrails and slices.
+
+    Metrics: intent ``accuracy``, ``macro_f1``, ``ece``, ``mean_confidence``; recommender the mean
+    of any numeric per-user column (``ndcg@10``, ``recall@20``, ``mrr``...); side metrics the
+    gate measures itself, point estimates only: ``latency_ms``, recommender catalogue
+    ``coverage``.
+    """
 
     metric: str
-    # Value thresholds on the challenger's own value.
+    # Value thresholds on the challenger's own value (the only ones checked on a first run).
     min_value: float | None = None
     max_value: float | None = None
-    # Change thresholds on challenger - champion; negative means "may regress at most this much".
+    # Change thresholds on the improvement (challenger - champion, sign-flipped when lower is
+    # better); negative means "may regress at most this much". Relative = improvement / |champion|.
     min_abs_change: float | None = None
     min_rel_change: float | None = None
     higher_is_better: bool = True
+    # lower_bound: the change must hold for the bootstrap interval's lower bound (default);
+    # point: the point estimate is enough (for noisy side metrics such as latency).
+    judge_on: str = Field("lower_bound", pattern="^(lower_bound|point)$")
+
+    def has_value_threshold(self) -> bool:
+        return self.min_value is not None or self.max_value is not None
+
+    def has_change_threshold(self) -> bool:
+        return self.min_abs_change is not None or self.min_rel_change is not None
 
 
 class FamilyGateConfig(StrictModel):
+    """Gate rules of one model family; no primary (or one without thresholds) never promotes."""
+
     primary: MetricRule | None = None
     guardrails: list[MetricRule] = Field(default_factory=list)
-    # slice name -> rule applied to that slice's metric
+    # slice -> rule on that slice's metric. A slice is a boolean column (``cold_start``) or
+    # ``column=value`` (``category=books``) of the evaluation frame.
     slices: dict[str, MetricRule] = Field(default_factory=dict)
+    # Slices with fewer rows are reported but not judged (too noisy to block a release).
+    min_slice_rows: int = Field(30, ge=1)
 
 
 class GateConfig(StrictModel):
     bootstrap_resamples: int = Field(2000, ge=1000)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     seed: int = 0
+    # Equal-width confidence bins for the expected calibration error.
+    ece_bins: int = Field(15, ge=2)
+    # Rows per timed batch when measuring latency_ms (0 = do not measure).
+    latency_rows: int = Field(256, ge=0)
     intent: FamilyGateConfig = Field(default_factory=FamilyGateConfig)
     recommender: FamilyGateConfig = Field(default_factory=FamilyGateConfig)
 
@@ -112,8 +145,34 @@ def _parse_scalar(text: str) -> Any:
     return yaml.safe_load(text) if text != "" else ""
 
 
-def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:
-    """Apply dotted-key overrides (``{"intent.train.epochs": 2}`` or ``["intent.train.epochs=2"]``)."""
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``overlay`` wins; nested mappings are merged key by key."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def apply_overrides(
+    raw: dict[str, Any], overrides: dict[str, Any] | list[str] | None
+) -> dict[str, Any]:
+    """Apply overrides: dotted keys (``{"intent.train.epochs": 2}``, ``["intent.train.epochs=2"]``)
+    or ``"@file.yaml"`` entries, deep-merged (a profile such as configs/bitext.yaml)."""
     if not overrides:
         return raw
     items: list[tuple[str, Any]]
@@ -122,6 +181,9 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | list[str] |
     else:
         items = []
         for entry in overrides:
+            if entry.startswith("@"):
+                raw = deep_merge(raw, _read_yaml_mapping(Path(entry[1:])))
+                continue
             if "=" not in entry:
                 raise ConfigError(f"override {entry!r} is not of the form section.key=value")
             key, value = entry.split("=", 1)
@@ -143,14 +205,7 @@ def load_params(
 ) -> Params:
     """Load and validate params.yaml; a missing file means all defaults."""
     path = Path(path)
-    raw: dict[str, Any] = {}
-    if path.exists():
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: top level must be a mapping, got {type(raw).__name__}")
+    raw = _read_yaml_mapping(path) if path.exists() else {}
     raw = apply_overrides(raw, overrides)
     try:
         return Params.model_validate(raw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -18,12 +19,17 @@ if TYPE_CHECKING:
 def configure_mlflow(cfg: MlflowConfig, experiment: str) -> str:
     """Point MLflow at the configured store and select (creating if needed) an experiment.
 
+    ``MLFLOW_TRACKING_URI`` (and ``MLFLOW_REGISTRY_URI``) in the environment win over ``cfg``.
+
     Returns the experiment id.
     """
     import mlflow
 
-    mlflow.set_tracking_uri(cfg.tracking_uri)
-    mlflow.set_registry_uri(cfg.tracking_uri)
+    # The environment wins over params.yaml, so a deployment (Airflow worker, CI with a real
+    # tracking server) can point every step elsewhere without editing the configuration.
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri)
     existing = mlflow.get_experiment_by_name(experiment)
     if existing is not None:
         mlflow.set_experiment(experiment_id=existing.experiment_id)

@@ -1,0 +1,210 @@
+"""Gate/registry fixtures: a sqlite MLflow store in tmp_path, or (services) a real mlflow server
+with a PostgreSQL backend store and artifacts on a moto S3 endpoint; toy contract models."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TOY_MODELS = Path(__file__).parent / "toy_models"
+VENV_BIN = Path(sys.executable).parent
+INTENT_EXAMPLE = {"text": ["where is my order"]}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_http(
+    url: str, proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float
+) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"{what} exited with {proc.returncode}; log:\n{log.read_text()[-3000:]}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(
+        f"{what} not answering at {url} after {timeout}s; log:\n{log.read_text()[-3000:]}"
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto S3 server on a free port with bucket ``shopflow-mlflow``; dummy credentials."""
+    moto = shutil.which("moto_server", path=str(VENV_BIN)) or shutil.which("moto_server")
+    if moto is None:
+        raise RuntimeError("moto_server not installed (pip install 'moto[server]')")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=fh, stderr=fh)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(url, proc, "moto_server", log, 60)
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        ).create_bucket(Bucket="shopflow-mlflow")
+        yield url
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def postgres_db() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL (user postgres, trust auth), dropped afterwards."""
+    import psycopg2
+
+    name = f"shopflow_gate_{uuid.uuid4().hex[:8]}"
+    try:
+        conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    except psycopg2.OperationalError as exc:
+        raise RuntimeError(f"PostgreSQL at 127.0.0.1:5432 (user postgres) is down: {exc}") from exc
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        # psycopg2 driver named explicitly: SQLAlchemy 2.1 defaults to psycopg 3, not installed.
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    postgres_db: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real ``mlflow server``: Postgres backend store, artifacts written by clients to S3."""
+    env = {
+        **os.environ,
+        "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    port = _free_port()
+    log = tmp_path_factory.mktemp("mlflow-server") / "server.log"
+    cmd = [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        postgres_db,
+        "--default-artifact-root",
+        "s3://shopflow-mlflow/artifacts",
+        "--no-serve-artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=fh, env=env)
+    url = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in env if k.startswith(("AWS_", "MLFLOW_S3"))}
+    try:
+        _wait_http(f"{url}/health", proc, "mlflow server", log, 180)
+        os.environ.update({k: env[k] for k in saved})
+        yield url
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _stop(proc)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("server", marks=pytest.mark.services)])
+def tracking_uri(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Both backends: the embedded default (sqlite in tmp_path) and a real server."""
+    if request.param == "sqlite":
+        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    else:
+        uri = request.getfixturevalue("mlflow_server")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+@pytest.fixture
+def log_toy(tracking_uri: str, tmp_path: Path) -> Callable[..., tuple[str, str]]:
+    """Log and register a toy model from code; returns (version, run_id)."""
+    import mlflow
+
+    experiment = f"gate-test-{uuid.uuid4().hex[:8]}"
+    location = None if tracking_uri.startswith("http") else (tmp_path / "artifacts").as_uri()
+    experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
+
+    def log(kind: str, name: str, config: dict[str, Any] | None = None) -> tuple[str, str]:
+        example: Any = None
+        if kind == "keyword_intent":
+            import pandas as pd
+
+            example = pd.DataFrame(INTENT_EXAMPLE)
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(TOY_MODELS / f"{kind}.py"),
+                model_config=config,
+                registered_model_name=name,
+                input_example=example,
+            )
+        return str(info.registered_model_version), run.info.run_id
+
+    return log
+
+
+@pytest.fixture
+def client(tracking_uri: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+@pytest.fixture
+def model_name() -> str:
+    """A registered-model name of its own: the server store outlives single tests."""
+    return f"intent-classifier-{uuid.uuid4().hex[:8]}"
