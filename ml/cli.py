@@ -27,6 +27,10 @@ COMMAND_MODULES = [
     "ml.validation.cli",
     "ml.ingest",
     "ml.preprocess.cli",
+    "ml.intent.cli",
+    "ml.recommender.cli",
+    "ml.gate_cli",
+    "ml.drift_cli",
 ]
 
 Handler = Callable[[argparse.Namespace, Any], "dict[str, Any] | None"]
@@ -111,10 +115,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _set_offline_defaults() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def run_step(argv: list[str]) -> dict[str, Any]:
+    """Run one step as the command line would and return its result dict.
+
+    This is what Airflow tasks call: the same parser, params loading and handler as
+    ``python -m ml``, but errors propagate as exceptions (so the task fails with the message)
+    and the result comes back as a value (an XCom).
+    """
+    _set_offline_defaults()
+    args = build_parser().parse_args(argv)
+    from ml.config import load_params
+
+    params = load_params(args.params, args.overrides)
+    return args._handler(args, params) or {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    _set_offline_defaults()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -58,13 +58,11 @@ def model_name(params: Params, family: str) -> str:
 
 def get_client(params: Params) -> MlflowClient:
     """An MlflowClient on the configured store (MLFLOW_TRACKING_URI wins over params.yaml)."""
-    import mlflow
     from mlflow.tracking import MlflowClient
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or params.mlflow.tracking_uri
-    mlflow.set_tracking_uri(uri)
-    registry_uri = os.environ.get("MLFLOW_REGISTRY_URI") or uri
-    mlflow.set_registry_uri(registry_uri)
+    from ml.tracking import activate_tracking_uri
+
+    uri, registry_uri = activate_tracking_uri(params.mlflow)
     return MlflowClient(tracking_uri=uri, registry_uri=registry_uri)
 
 

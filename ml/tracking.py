@@ -16,20 +16,44 @@ if TYPE_CHECKING:
     from ml.config import MlflowConfig, Params
 
 
+# mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI for subprocesses; remember the values
+# that came from us, so a later call in the same process is not mistaken for a user override.
+_URIS_SET_BY_US: set[str] = set()
+
+
+def resolve_tracking_uri(cfg: MlflowConfig) -> tuple[str, str]:
+    """(tracking URI, registry URI): ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` set by
+    the deployment win over params.yaml, so an Airflow worker or CI can point every step at a
+    tracking server without editing the configuration."""
+    def from_env(name: str) -> str | None:
+        value = os.environ.get(name)
+        return value if value and value not in _URIS_SET_BY_US else None
+
+    tracking_uri = from_env("MLFLOW_TRACKING_URI") or cfg.tracking_uri
+    return tracking_uri, from_env("MLFLOW_REGISTRY_URI") or tracking_uri
+
+
+def activate_tracking_uri(cfg: MlflowConfig) -> tuple[str, str]:
+    """Point the mlflow module at the resolved store; returns (tracking URI, registry URI)."""
+    import mlflow
+
+    tracking_uri, registry_uri = resolve_tracking_uri(cfg)
+    for name, uri in (("MLFLOW_TRACKING_URI", tracking_uri), ("MLFLOW_REGISTRY_URI", registry_uri)):
+        if os.environ.get(name) != uri:
+            _URIS_SET_BY_US.add(uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(registry_uri)
+    return tracking_uri, registry_uri
+
+
 def configure_mlflow(cfg: MlflowConfig, experiment: str) -> str:
     """Point MLflow at the configured store and select (creating if needed) an experiment.
-
-    ``MLFLOW_TRACKING_URI`` (and ``MLFLOW_REGISTRY_URI``) in the environment win over ``cfg``.
 
     Returns the experiment id.
     """
     import mlflow
 
-    # The environment wins over params.yaml, so a deployment (Airflow worker, CI with a real
-    # tracking server) can point every step elsewhere without editing the configuration.
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri)
+    activate_tracking_uri(cfg)
     existing = mlflow.get_experiment_by_name(experiment)
     if existing is not None:
         mlflow.set_experiment(experiment_id=existing.experiment_id)

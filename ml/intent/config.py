@@ -23,6 +23,16 @@ class IntentTrainConfig(BaseModel):
     # Subsample the training split (null = all), for quick runs from the Airflow UI.
     max_train_samples: int | None = Field(None, ge=1)
     seed: int = 13
+    # Warm-start the linear head from a logistic regression on frozen embeddings (inverse
+    # regularisation strength C of that regression; it is also the frozen baseline).
+    warm_start_head: bool = True
+    baseline_c: float = Field(10.0, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    # Batches are formed from length-sorted windows of this many batches (less padding).
+    length_group_batches: int = Field(50, ge=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    # Resume from <models>/intent/checkpoints when it was written for the same config and data.
+    resume: bool = True
 
 
 class IntentConfig(BaseModel):
@@ -32,3 +42,7 @@ class IntentConfig(BaseModel):
     # Out-of-scope: pick the confidence threshold on validation data for this precision.
     oos_target_precision: float = Field(0.95, gt=0, le=1)
     oos_label: str = "out_of_scope"
+    # Texts longer than this many characters are cut before tokenising (a defined result for
+    # huge inputs; the tokenizer would truncate to max_length tokens anyway).
+    max_text_chars: int = Field(2000, ge=1)
+    inference_batch_size: int = Field(64, ge=1)

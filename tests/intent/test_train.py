@@ -1,0 +1,94 @@
+"""Fine-tuning plumbing on the tiny BERT: one epoch, checkpoint and resume after a kill."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ml.intent.model import IntentModel
+from ml.intent.train import fit_intent
+
+
+def test_one_epoch_writes_a_usable_bundle(tmp_path: Path, make_params: Any) -> None:
+    params = make_params(tmp_path)
+    out = tmp_path / "models" / "intent"
+    result = fit_intent(params, params.paths.processed, out)
+    assert [h["epoch"] for h in result["history"]] == [0, 1]  # 0 = warm-started head
+    assert {"train_loss", "train_accuracy", "val_macro_f1", "val_accuracy", "val_loss"} <= set(
+        result["history"][1]
+    )
+    assert result["padding"]["pad_fraction"] < 0.5
+    model = IntentModel.load(result["model_dir"])
+    assert model.labels == result["labels"]
+    preds = model.predict(["where is my parcel", "tell me a joke now"])
+    assert list(preds.columns) == ["label", "confidence", "raw_label"]
+    assert preds["confidence"].between(0, 1).all()
+    assert (out / "checkpoints" / "state.pt").is_file()
+
+
+class Killed(Exception):
+    pass
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "encoder" / "model.safetensors")) | load_file(
+        str(folder / "head.safetensors")
+    )
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path, make_params: Any) -> None:
+    # No warm start and no early stop so that every epoch changes the weights we compare.
+    overrides = {
+        "intent.train.epochs": 2,
+        "intent.train.warm_start_head": False,
+        "intent.train.early_stopping_patience": 5,
+    }
+    params = make_params(tmp_path / "a", **overrides)
+    full = fit_intent(params, params.paths.processed, tmp_path / "a" / "out")
+
+    params_b = make_params(tmp_path / "b", **overrides)
+    out_b = tmp_path / "b" / "out"
+
+    def kill_after_first(epoch: int, record: dict[str, float]) -> None:
+        if epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        fit_intent(params_b, params_b.paths.processed, out_b, on_epoch_end=kill_after_first)
+    assert not (out_b / "model").exists()
+    resumed = fit_intent(params_b, params_b.paths.processed, out_b)
+    assert resumed["resumed"] is True
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    assert resumed["history"][1]["train_loss"] == pytest.approx(full["history"][1]["train_loss"])
+    a, b = _weights(Path(full["model_dir"])), _weights(Path(resumed["model_dir"]))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], msg=key)
+
+
+def test_checkpoint_for_other_settings_is_ignored(tmp_path: Path, make_params: Any) -> None:
+    params = make_params(tmp_path, **{"intent.train.warm_start_head": False})
+    out = tmp_path / "out"
+    fit_intent(params, params.paths.processed, out)
+    changed = make_params(
+        tmp_path, **{"intent.train.warm_start_head": False, "intent.train.learning_rate": 0.0005}
+    )
+    again = fit_intent(changed, changed.paths.processed, out)
+    assert again["resumed"] is False
+    same = fit_intent(changed, changed.paths.processed, out)
+    assert same["resumed"] is True  # finished checkpoint: nothing left to train
+    assert same["history"] == again["history"]
+    assert same["val_macro_f1"] == pytest.approx(again["val_macro_f1"])
+
+
+def test_gradient_accumulation_takes_fewer_optimizer_steps(
+    tmp_path: Path, make_params: Any
+) -> None:
+    params = make_params(tmp_path, **{"intent.train.grad_accum_steps": 5})
+    result = fit_intent(params, params.paths.processed, tmp_path / "out")
+    # 96 training rows / batch 8 = 12 batches -> ceil(12 / 5) = 3 optimizer steps
+    assert result["optimizer_steps"] == 3

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ml.config import MlflowConfig, load_params
+from ml.tracking import configure_mlflow, data_fingerprint, lineage_tags, resolve_tracking_uri
+
+
+def test_two_stores_in_one_process_do_not_leak_into_each_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    first = MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'a.db'}")
+    second = MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'b.db'}")
+    configure_mlflow(first, "exp")
+    # mlflow exported the first URI into the environment; it must not win over `second`.
+    configure_mlflow(second, "exp")
+    assert mlflow.get_tracking_uri() == second.tracking_uri
+
+
+def test_a_deployment_uri_in_the_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    uri, registry = resolve_tracking_uri(MlflowConfig(tracking_uri="sqlite:///x.db"))
+    assert uri == registry == "http://tracking.example:5000"
+
+
+def test_lineage_tags_fingerprint_data_and_params(tmp_path: Path) -> None:
+    data = tmp_path / "train.parquet"
+    data.write_bytes(b"abc")
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    (folder / "x").write_text("1")
+    tags = lineage_tags(load_params(tmp_path / "none.yaml"), {"train": data, "dir": folder})
+    assert tags["data.train.md5"] == "900150983cd24fb0d6963f7d28e17f72"
+    assert tags["data.dir.md5"].endswith(".dir")
+    assert len(tags["params_hash"]) == 16 and "git_commit" in tags
+    assert data_fingerprint(tmp_path / "absent") == "missing"
