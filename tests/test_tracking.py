@@ -23,6 +23,7 @@ def test_two_stores_in_one_process_do_not_leak_into_each_other(
 
 
 def test_a_deployment_uri_in_the_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
     uri, registry = resolve_tracking_uri(MlflowConfig(tracking_uri="sqlite:///x.db"))
     assert uri == registry == "http://tracking.example:5000"
