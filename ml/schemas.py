@@ -70,6 +70,7 @@ def partition_name(date: str) -> str:
     """Folder name of a daily partition: ``date=YYYY-MM-DD``."""
     return f"date={date}"
 
+
 # Registered-model (MLflow pyfunc) contracts, so the gate can re-score any version alike.
 # intent-classifier: input DataFrame with column "text"; output DataFrame with columns
 #   "label" (str, out_of_scope below the threshold), "confidence" (float), "raw_label" (argmax).

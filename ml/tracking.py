@@ -25,6 +25,7 @@ def resolve_tracking_uri(cfg: MlflowConfig) -> tuple[str, str]:
     """(tracking URI, registry URI): ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` set by
     the deployment win over params.yaml, so an Airflow worker or CI can point every step at a
     tracking server without editing the configuration."""
+
     def from_env(name: str) -> str | None:
         value = os.environ.get(name)
         return value if value and value not in _URIS_SET_BY_US else None
@@ -38,9 +39,11 @@ def activate_tracking_uri(cfg: MlflowConfig) -> tuple[str, str]:
     import mlflow
 
     tracking_uri, registry_uri = resolve_tracking_uri(cfg)
-    for name, uri in (("MLFLOW_TRACKING_URI", tracking_uri), ("MLFLOW_REGISTRY_URI", registry_uri)):
-        if os.environ.get(name) != uri:
-            _URIS_SET_BY_US.add(uri)
+    from_environment = {
+        os.environ.get("MLFLOW_TRACKING_URI"),
+        os.environ.get("MLFLOW_REGISTRY_URI"),
+    }
+    _URIS_SET_BY_US.update({tracking_uri, registry_uri} - from_environment)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(registry_uri)
     return tracking_uri, registry_uri

@@ -29,6 +29,21 @@ def test_a_deployment_uri_in_the_environment_wins(monkeypatch: pytest.MonkeyPatc
     assert uri == registry == "http://tracking.example:5000"
 
 
+def test_a_deployment_uri_keeps_winning_on_later_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    deployed = f"sqlite:///{tmp_path / 'deployed.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", deployed)
+    params_store = MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'params.db'}")
+    configure_mlflow(params_store, "exp")
+    configure_mlflow(params_store, "exp")
+    assert mlflow.get_tracking_uri() == deployed
+    assert mlflow.get_registry_uri() == deployed
+
+
 def test_lineage_tags_fingerprint_data_and_params(tmp_path: Path) -> None:
     data = tmp_path / "train.parquet"
     data.write_bytes(b"abc")

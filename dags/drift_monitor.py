@@ -1,0 +1,8 @@
+"""Airflow DAG: drift monitor. New data vs each champion's training data; flags retraining.
+
+Built by ml.orchestration.build_drift_monitor_dag.
+"""
+
+from ml.orchestration import build_drift_monitor_dag
+
+dag = build_drift_monitor_dag()

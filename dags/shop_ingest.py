@@ -1,0 +1,8 @@
+"""Airflow DAG: daily shop ingest and validation; feeds the validated-data assets.
+
+Built by ml.orchestration.build_shop_ingest_dag.
+"""
+
+from ml.orchestration import build_shop_ingest_dag
+
+dag = build_shop_ingest_dag()

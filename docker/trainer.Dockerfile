@@ -1,0 +1,23 @@
+# Trainer image: the same `python -m ml` steps on a CUDA PyTorch base, for the training task
+# run as a container (DockerOperator) or a pod (KubernetesPodOperator with a GPU request).
+#   docker build -f docker/trainer.Dockerfile -t shopflow-trainer .
+#   docker run --gpus all shopflow-trainer train intent
+ARG CUDA_BASE=pytorch/pytorch:2.13.0-cuda12.8-cudnn9-runtime
+FROM ${CUDA_BASE}
+
+WORKDIR /opt/shopflow
+COPY requirements/constraints.txt requirements/constraints.txt
+COPY pyproject.toml README.md ./
+COPY ml ml
+# The base image already has CUDA torch 2.13.0; the constraint keeps pip from replacing it.
+RUN pip install --no-cache-dir -c requirements/constraints.txt -e . \
+    && python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+COPY expectations expectations
+COPY params.yaml dvc.yaml ./
+
+ENV HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    GX_ANALYTICS_ENABLED=false \
+    SHOPFLOW_PROJECT_DIR=/opt/shopflow
+ENTRYPOINT ["python", "-m", "ml"]
+CMD ["--help"]

@@ -1,0 +1,761 @@
+"""Airflow wiring for the retrain pipelines, written once for both model families.
+
+The DAG files in ``dags/`` are two lines each: ``build_retrain_dag("intent")``. Every task is a
+few lines calling :func:`ml.cli.run_step`, the same entry point as ``python -m ml`` and the DVC
+stages ("one library, two callers"); nothing here knows how a model is trained.
+
+DAGs and how they start each other (data-aware scheduling, no loops)::
+
+    shop_ingest (daily)        ingest -> validate --outlets--> shopflow://validated/<dataset>
+    drift_monitor (daily, or   check_<family> -> decide_<family> -> flag_<family>
+      on validated data)         --outlet--> shopflow://drift/<family> | no_drift_<family>
+    <family>_retrain (weekly,  ingest -> validate -> preprocess -> train -> evaluate -> gate
+      or on the drift asset)     -> decide -> promote | reject -> summary
+
+A retrain DAG's own validate emits no asset (it would re-trigger the monitor, which would
+re-trigger it after a rejected challenger). Each registered version is tagged with the dates it
+was trained on, so the monitor compares new data with the champion's, not just yesterday's.
+
+Orchestration settings that are not model settings (schedule, pools, queue, retries) come from
+``SHOPFLOW_*`` environment variables with sensible defaults, so a deployment can change them
+without touching params.yaml (whose schema is owned by ``ml.config``).
+
+Airflow is imported inside the factory functions only: the helpers (overrides, ledger, summary)
+are plain Python and unit-testable without a scheduler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ml.errors import ConfigError
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# A fixed past start: with catchup=False only the next scheduled interval runs.
+START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+LEDGER_DIR = "pipeline_runs"  # under paths.reports: results of finished steps per DAG run
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """What differs between the two retrain pipelines."""
+
+    family: str  # `train <family>`, `evaluate <family>`, `gate <family>`
+    dag_id: str
+    preprocess: str  # `preprocess <name>`
+    dvc_stage: str
+    datasets: tuple[str, ...]  # landing datasets the model learns from
+    epochs_key: str
+    learning_rate_key: str
+    sample_key: str
+
+
+FAMILIES: dict[str, FamilySpec] = {
+    "intent": FamilySpec(
+        family="intent",
+        dag_id="intent_retrain",
+        preprocess="intent",
+        dvc_stage="preprocess_intent",
+        datasets=("utterances",),
+        epochs_key="intent.train.epochs",
+        learning_rate_key="intent.train.learning_rate",
+        sample_key="intent.train.max_train_samples",
+    ),
+    "recommender": FamilySpec(
+        family="recommender",
+        dag_id="recommender_retrain",
+        preprocess="recsys",
+        dvc_stage="preprocess_recsys",
+        datasets=("catalog", "events"),
+        epochs_key="recommender.train.epochs",
+        learning_rate_key="recommender.train.learning_rate",
+        sample_key="recommender.train.max_train_examples",
+    ),
+}
+
+
+class OrchestrationSettings(BaseModel):
+    """Deployment knobs of the DAGs, read from ``SHOPFLOW_*`` environment variables."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project_dir: Path = REPO_ROOT
+    params_file: str = "params.yaml"
+    # Weekly, Monday 03:00 UTC; an asset event (new validated data) also starts a run.
+    intent_schedule: str = "0 3 * * 1"
+    recommender_schedule: str = "0 4 * * 1"
+    ingest_schedule: str = "0 2 * * *"
+    drift_schedule: str = "0 6 * * *"
+    # Ingest, validate and preprocess share one workspace (and DVC's repo lock): one at a time.
+    data_pool: str = "dvc"
+    # Training goes to this pool/queue when set (e.g. a `gpu` pool of GPU-worker slots).
+    train_pool: str | None = None
+    train_queue: str | None = None
+    # step: call the preprocess step directly; dvc: `dvc repro --single-item <stage>` (records
+    # the outputs in dvc.lock and the DVC cache, needs an initialised DVC repo).
+    preprocess_mode: str = Field("step", pattern="^(step|dvc)$")
+    retries: int = Field(2, ge=0)
+    retry_delay_s: float = Field(60.0, ge=0)
+    max_retry_delay_s: float = Field(1800.0, ge=0)
+    mlflow_ui_url: str = "http://127.0.0.1:5000"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> OrchestrationSettings:
+        env = os.environ if environ is None else environ
+        values = {
+            name: env[f"SHOPFLOW_{name.upper()}"]
+            for name in cls.model_fields
+            if env.get(f"SHOPFLOW_{name.upper()}") not in (None, "")
+        }
+        try:
+            return cls.model_validate(values)
+        except ValueError as exc:
+            raise ConfigError(f"SHOPFLOW_* environment settings are invalid: {exc}") from exc
+
+    def schedule_for(self, family: str) -> str:
+        return str(getattr(self, f"{family}_schedule"))
+
+
+# --------------------------------------------------------------------------- run-time helpers
+
+
+@contextlib.contextmanager
+def in_project(settings: OrchestrationSettings) -> Iterator[Path]:
+    """Run inside the project folder: every path in params.yaml is relative to it."""
+    before = Path.cwd()
+    os.chdir(settings.project_dir)
+    try:
+        yield settings.project_dir
+    finally:
+        os.chdir(before)
+
+
+OVERRIDE_PATTERN = r"^(@.+|[A-Za-z_][\w.@-]*=.*)$"
+_OVERRIDE = re.compile(OVERRIDE_PATTERN)
+
+
+def conf_overrides(spec: FamilySpec, conf: dict[str, Any]) -> list[str]:
+    """Turn the run's Params (the UI trigger form) into ``--set`` overrides for every step."""
+    out: list[str] = []
+    if conf.get("epochs") is not None:
+        out.append(f"{spec.epochs_key}={int(conf['epochs'])}")
+    if conf.get("learning_rate") is not None:
+        out.append(f"{spec.learning_rate_key}={float(conf['learning_rate'])}")
+    if conf.get("sample_size") is not None:
+        out.append(f"{spec.sample_key}={int(conf['sample_size'])}")
+    return out + checked_overrides(conf.get("overrides") or [])
+
+
+def checked_overrides(entries: list[str]) -> list[str]:
+    """Free-form run overrides, refused early when not ``section.key=value`` or ``@file``."""
+    for entry in entries:
+        if not _OVERRIDE.match(entry):
+            raise ConfigError(f"run override {entry!r} is not of the form section.key=value")
+    return list(entries)
+
+
+def step_argv(verb: list[str], settings: OrchestrationSettings, overrides: list[str]) -> list[str]:
+    argv = [*verb, "--params", settings.params_file]
+    for entry in overrides:
+        argv += ["--set", entry]
+    return argv
+
+
+def run_ml_step(
+    verb: list[str], settings: OrchestrationSettings, overrides: list[str]
+) -> dict[str, Any]:
+    """``python -m ml <verb>`` in-process, in the project folder; the result dict comes back."""
+    from ml.cli import run_step
+
+    argv = step_argv(verb, settings, overrides)
+    log.info("running: python -m ml %s", " ".join(argv))
+    with in_project(settings):
+        return run_step(argv)
+
+
+def run_dvc_stage(stage: str, settings: OrchestrationSettings) -> dict[str, Any]:
+    """``dvc repro --single-item <stage>``: DVC runs the same ``python -m ml`` command and
+    records its outputs. Overrides cannot be passed this way (DVC reads params.yaml only)."""
+    env = dict(os.environ)
+    # The stage's `python -m ml` must be this interpreter (the venv), not whatever is on PATH.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro", "--single-item", stage],
+        cwd=settings.project_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    log.info("dvc repro %s:\n%s", stage, proc.stdout[-4000:])
+    if proc.returncode != 0:
+        raise ConfigError(
+            f"dvc repro --single-item {stage} failed (exit {proc.returncode}): "
+            f"{(proc.stderr or proc.stdout)[-2000:]}"
+        )
+    return {"stage": stage, "mode": "dvc"}
+
+
+def reports_dir(settings: OrchestrationSettings, overrides: list[str]) -> Path:
+    """paths.reports of the effective params, as an absolute path."""
+    from ml.config import load_params
+
+    with in_project(settings):
+        params = load_params(settings.params_file, overrides)
+    return (settings.project_dir / params.paths.reports).resolve()
+
+
+class StepLedger:
+    """Results of the finished steps of one DAG run, so a retried or cleared task that already
+    succeeded (train: registered a version) returns its result instead of doing it again."""
+
+    def __init__(self, root: Path, dag_id: str, run_id: str):
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
+        self.folder = root / LEDGER_DIR / dag_id / safe
+
+    def get(self, step: str) -> dict[str, Any] | None:
+        path = self.folder / f"{step}.json"
+        if not path.is_file():
+            return None
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def put(self, step: str, result: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{step}.json.tmp"
+        tmp.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+        tmp.replace(self.folder / f"{step}.json")
+
+
+def jsonable(result: dict[str, Any]) -> dict[str, Any]:
+    """XComs must be JSON: paths and numpy scalars become strings/numbers."""
+    return dict(json.loads(json.dumps(result, default=str)))
+
+
+def train_once(
+    spec: FamilySpec,
+    settings: OrchestrationSettings,
+    overrides: list[str],
+    ledger: StepLedger,
+) -> dict[str, Any]:
+    """Train and register once per DAG run: a retry after success reuses the registration."""
+    done = ledger.get("train")
+    if done is not None:
+        log.info("train already finished in this DAG run; reusing %s", done.get("registration"))
+        return done | {"reused": True}
+    result = jsonable(run_ml_step(["train", spec.family], settings, overrides))
+    result["trained_on"] = tag_trained_on(spec, settings, overrides, result)
+    ledger.put("train", result)
+    return result | {"reused": False}
+
+
+def tag_trained_on(
+    spec: FamilySpec, settings: OrchestrationSettings, overrides: list[str], result: dict
+) -> dict[str, list[str]]:
+    """Tag the new version with the validated partition dates it learnt from: the drift
+    monitor's reference for this model once it is champion."""
+    from ml import registry
+    from ml.config import load_params
+    from ml.drift import TRAINED_ON_TAG, dated_partitions
+
+    with in_project(settings):
+        params = load_params(settings.params_file, overrides)
+        dates = {ds: sorted(dated_partitions(params.paths.validated, ds)) for ds in spec.datasets}
+        reg = result.get("registration") or {}
+        if reg.get("version"):
+            client = registry.get_client(params)
+            client.set_model_version_tag(
+                reg["model_name"], str(reg["version"]), TRAINED_ON_TAG, json.dumps(dates)
+            )
+    return dates
+
+
+def choose_branch(gate: dict[str, Any], conf: dict[str, Any]) -> str:
+    """Task id to follow after the gate: ``promote`` or ``reject``.
+
+    dry_run wins over everything (nothing changes in the registry); force_promote overrides a
+    negative gate decision (recorded as forced in the promotion history).
+    """
+    if conf.get("dry_run"):
+        return "reject"
+    if conf.get("force_promote") or gate.get("promote"):
+        return "promote"
+    return "reject"
+
+
+def mlflow_run_link(
+    settings: OrchestrationSettings, overrides: list[str], run_id: str | None
+) -> str | None:
+    """The run's page in the MLflow UI (``settings.mlflow_ui_url``), None if unknown."""
+    if not run_id:
+        return None
+    import mlflow
+
+    from ml.config import load_params
+    from ml.tracking import resolve_tracking_uri
+
+    with in_project(settings):
+        params = load_params(settings.params_file, overrides)
+        uri, _ = resolve_tracking_uri(params.mlflow)
+        try:
+            experiment = mlflow.MlflowClient(tracking_uri=uri).get_run(run_id).info.experiment_id
+        except Exception as exc:  # a link is a convenience: never fail the summary for it
+            log.warning("cannot look up MLflow run %s: %s", run_id, exc)
+            return None
+    return f"{settings.mlflow_ui_url.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+
+
+def read_metrics(settings: OrchestrationSettings, family: str, overrides: list[str]) -> dict:
+    path = reports_dir(settings, overrides) / family / "metrics.json"
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    # Keep the XCom small: top-level numbers, and the model's own (recommender: under "model").
+    flat = {k: v for k, v in data.items() if isinstance(v, int | float)}
+    model = data.get("model")
+    if isinstance(model, dict):
+        flat.update({k: v for k, v in model.items() if isinstance(v, int | float)})
+    return flat
+
+
+def build_summary(
+    spec: FamilySpec,
+    *,
+    train: dict[str, Any],
+    gate: dict[str, Any],
+    metrics: dict[str, Any],
+    outcome: dict[str, Any] | None,
+    conf: dict[str, Any],
+    link: str | None = None,
+) -> dict[str, Any]:
+    registration = train.get("registration") or {}
+    run_id = registration.get("run_id")
+    promoted = bool(outcome and outcome.get("action") == "promote")
+    return {
+        "family": spec.family,
+        "model": registration.get("model_name"),
+        "version": registration.get("version"),
+        "decision": gate.get("decision"),
+        "gate_promote": gate.get("promote"),
+        "reasons": gate.get("reasons", []),
+        "promoted": promoted,
+        "forced": bool(conf.get("force_promote")) and promoted and not gate.get("promote"),
+        "dry_run": bool(conf.get("dry_run")),
+        "metrics": metrics,
+        "mlflow_run_id": run_id,
+        "mlflow_run_link": link,
+        "train_reused": train.get("reused", False),
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [
+        f"{summary['family']}: {summary['model']} v{summary['version']} -> "
+        f"gate {summary['decision']}, "
+        + ("PROMOTED to champion" if summary["promoted"] else "not promoted")
+        + (" (forced)" if summary["forced"] else "")
+        + (" (dry run)" if summary["dry_run"] else ""),
+        f"  MLflow run: {summary['mlflow_run_link']}",
+    ]
+    lines += [f"  {k} = {v:.4f}" for k, v in sorted(summary["metrics"].items())]
+    lines += [f"  reason: {r}" for r in summary["reasons"]]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- DAG factories
+
+
+def validated_asset_uri(dataset: str) -> str:
+    """New validated data of one dataset: emitted by shop_ingest, listened to by drift_monitor."""
+    return f"shopflow://validated/{dataset}"
+
+
+def drift_asset_uri(family: str) -> str:
+    """Drift found for one family: emitted by drift_monitor, starts the family's retraining."""
+    return f"shopflow://drift/{family}"
+
+
+def retrain_params() -> dict[str, Any]:
+    """Trigger-form Params; the JSON schemas make the UI (and the API) refuse bad values."""
+    from airflow.sdk import Param
+
+    return {
+        "epochs": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=100,
+            description="training epochs (empty = params.yaml)",
+        ),
+        "learning_rate": Param(
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            maximum=0.1,
+            description="learning rate (empty = params.yaml)",
+        ),
+        "sample_size": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="cap on training examples (empty = all)",
+        ),
+        "first_day": Param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            description="synthetic ingest: first day index (empty = generator defaults)",
+        ),
+        "days": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=365,
+            description="synthetic ingest: number of days",
+        ),
+        "force_promote": Param(
+            False, type="boolean", description="promote even if the gate says no"
+        ),
+        "dry_run": Param(
+            False, type="boolean", description="train, evaluate and gate, but never promote"
+        ),
+        "overrides": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": OVERRIDE_PATTERN},
+            description="extra params.yaml overrides, e.g. intent.train.batch_size=16",
+        ),
+    }
+
+
+def _retry_args(settings: OrchestrationSettings) -> dict[str, Any]:
+    return {
+        "retries": settings.retries,
+        "retry_delay": timedelta(seconds=settings.retry_delay_s),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(seconds=settings.max_retry_delay_s),
+    }
+
+
+def _schedule(family: str, settings: OrchestrationSettings) -> Any:
+    """Weekly cron, or as soon as the drift monitor flags this family.
+
+    Not on the validated-data assets themselves: the retrain DAG validates too, and a DAG
+    triggered by its own outlets would loop."""
+    from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable
+
+    return AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(settings.schedule_for(family), timezone="UTC"),
+        assets=[Asset(drift_asset_uri(family))],
+    )
+
+
+def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None) -> DAG:
+    """ingest -> validate -> preprocess -> train -> evaluate -> gate -> promote | reject -> summary
+    (one DAG per family, same wiring)."""
+    from airflow.sdk import dag, get_current_context, task
+
+    spec = FAMILIES[family]
+    settings = settings or OrchestrationSettings.from_env()
+    train_opts: dict[str, Any] = _retry_args(settings)
+    if settings.train_pool:
+        train_opts["pool"] = settings.train_pool
+    if settings.train_queue:
+        train_opts["queue"] = settings.train_queue
+
+    def _ctx() -> tuple[dict[str, Any], list[str], StepLedger]:
+        context = get_current_context()
+        conf = dict(context["params"])
+        overrides = conf_overrides(spec, conf)
+        ledger = StepLedger(reports_dir(settings, overrides), spec.dag_id, str(context["run_id"]))
+        return conf, overrides, ledger
+
+    @dag(
+        dag_id=spec.dag_id,
+        schedule=_schedule(family, settings),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        params=retrain_params(),
+        default_args={"owner": "shopflow", "retries": 0},
+        tags=["shopflow", "retrain", family],
+        doc_md=__doc__,
+        render_template_as_native_obj=True,
+    )
+    def retrain() -> None:
+        @task(pool=settings.data_pool)
+        def ingest() -> dict[str, Any]:
+            conf, overrides, ledger = _ctx()
+            result = jsonable(run_ml_step(ingest_verb(conf), settings, overrides))
+            ledger.put("ingest", result)
+            return result
+
+        # A DataValidationError fails this task (no retry: the data will not get better) with
+        # the validation message; everything downstream is then upstream_failed.
+        @task(pool=settings.data_pool)
+        def validate() -> dict[str, Any]:
+            _, overrides, ledger = _ctx()
+            result = {
+                ds: jsonable(run_ml_step(["validate", "--dataset", ds], settings, overrides))
+                for ds in spec.datasets
+            }
+            ledger.put("validate", result)
+            return result
+
+        @task(pool=settings.data_pool)
+        def preprocess() -> dict[str, Any]:
+            _, overrides, _ = _ctx()
+            if settings.preprocess_mode == "dvc":
+                return run_dvc_stage(spec.dvc_stage, settings)
+            return jsonable(run_ml_step(["preprocess", spec.preprocess], settings, overrides))
+
+        @task(**train_opts)
+        def train() -> dict[str, Any]:
+            _, overrides, ledger = _ctx()
+            return train_once(spec, settings, overrides, ledger)
+
+        @task(**_retry_args(settings))
+        def evaluate() -> dict[str, Any]:
+            _, overrides, ledger = _ctx()
+            result = jsonable(run_ml_step(["evaluate", spec.family], settings, overrides))
+            ledger.put("evaluate", result)
+            return result
+
+        @task
+        def gate() -> dict[str, Any]:
+            _, overrides, ledger = _ctx()
+            done = ledger.get("gate")  # the gate tags the version: decide once per run
+            if done is not None:
+                return done
+            result = jsonable(run_ml_step(["gate", spec.family], settings, overrides))
+            ledger.put("gate", result)
+            return result
+
+        @task.branch
+        def decide(gate_result: dict[str, Any]) -> str:
+            conf = dict(get_current_context()["params"])
+            return choose_branch(gate_result, conf)
+
+        @task
+        def promote(gate_result: dict[str, Any]) -> dict[str, Any]:
+            _, overrides, _ = _ctx()
+            context = get_current_context()
+            verb = ["registry", "promote", spec.family, "--pipeline-run", str(context["run_id"])]
+            forced = not gate_result.get("promote")
+            if forced:
+                verb += ["--force", "--reason", "force_promote from the DAG run's Params"]
+            # registry.promote is a no-op when the version is already champion (retry-safe).
+            result = jsonable(run_ml_step(verb, settings, overrides))
+            return {"action": "promote", "forced": forced, **result}
+
+        @task
+        def reject(gate_result: dict[str, Any]) -> dict[str, Any]:
+            conf = dict(get_current_context()["params"])
+            why = "dry run" if conf.get("dry_run") else "; ".join(gate_result.get("reasons", []))
+            log.info("challenger not promoted: %s", why)
+            return {"action": "reject", "why": why}
+
+        @task(trigger_rule="none_failed_min_one_success")
+        def summary(train_result: dict[str, Any], gate_result: dict[str, Any]) -> dict[str, Any]:
+            conf, overrides, ledger = _ctx()
+            ti = get_current_context()["ti"]
+            outcome = ti.xcom_pull(task_ids="promote") or ti.xcom_pull(task_ids="reject")
+            result = build_summary(
+                spec,
+                train=train_result,
+                gate=gate_result,
+                metrics=read_metrics(settings, spec.family, overrides),
+                outcome=outcome,
+                conf=conf,
+                link=mlflow_run_link(
+                    settings, overrides, (train_result.get("registration") or {}).get("run_id")
+                ),
+            )
+            log.info("retrain summary\n%s", format_summary(result))
+            ledger.put("summary", result)  # also a file: the demo and tests read it
+            return result
+
+        t_ingest, t_validate, t_pre = ingest(), validate(), preprocess()
+        t_train, t_eval = train(), evaluate()
+        t_gate = gate()
+        t_ingest >> t_validate >> t_pre >> t_train >> t_eval >> t_gate
+        # TaskFlow passes XComArgs where the functions declare the values they receive.
+        branch = decide(t_gate)  # type: ignore[arg-type]
+        t_promote, t_reject = promote(t_gate), reject(t_gate)  # type: ignore[arg-type]
+        branch >> [t_promote, t_reject]
+        t_summary = summary(t_train, t_gate)  # type: ignore[arg-type]
+        [t_promote, t_reject] >> t_summary
+
+    return retrain()
+
+
+def build_shop_ingest_dag(settings: OrchestrationSettings | None = None) -> DAG:
+    """Daily: bring new shop data in and validate it; accepted data updates the validated-data
+    assets (which start the drift monitor)."""
+    from airflow.sdk import Asset, dag, get_current_context, task
+
+    settings = settings or OrchestrationSettings.from_env()
+    datasets = sorted({d for spec in FAMILIES.values() for d in spec.datasets})
+
+    @dag(
+        dag_id="shop_ingest",
+        schedule=settings.ingest_schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        params={
+            "first_day": retrain_params()["first_day"],
+            "days": retrain_params()["days"],
+            "overrides": _overrides_param(),
+        },
+        default_args={"owner": "shopflow", "retries": 0},
+        tags=["shopflow", "data"],
+        doc_md=build_shop_ingest_dag.__doc__,
+    )
+    def shop_ingest() -> None:
+        @task(pool=settings.data_pool)
+        def ingest() -> dict[str, Any]:
+            conf = dict(get_current_context()["params"])
+            return jsonable(run_ml_step(ingest_verb(conf), settings, _run_overrides()))
+
+        @task(pool=settings.data_pool, outlets=[Asset(validated_asset_uri(d)) for d in datasets])
+        def validate() -> dict[str, Any]:
+            return jsonable(run_ml_step(["validate"], settings, _run_overrides()))
+
+        ingest() >> validate()
+
+    return shop_ingest()
+
+
+def _overrides_param() -> Any:
+    from airflow.sdk import Param
+
+    return Param(
+        [],
+        type="array",
+        items={"type": "string", "pattern": OVERRIDE_PATTERN},
+        description="params.yaml overrides, e.g. generator.days=1",
+    )
+
+
+def _run_overrides() -> list[str]:
+    from airflow.sdk import get_current_context
+
+    return checked_overrides(list(get_current_context()["params"].get("overrides") or []))
+
+
+def ingest_verb(conf: dict[str, Any]) -> list[str]:
+    """``ingest`` with the run's synthetic day range, if given."""
+    verb = ["ingest"]
+    if conf.get("first_day") is not None:
+        verb += ["--first-day", str(int(conf["first_day"]))]
+    if conf.get("days") is not None:
+        verb += ["--days", str(int(conf["days"]))]
+    return verb
+
+
+def drift_argv(family: str, conf: dict[str, Any]) -> list[str]:
+    """``drift <family>`` options from the drift monitor's Params."""
+    argv = ["drift", family, "--sample", str(int(conf.get("sample") or 500))]
+    if conf.get("model_path"):
+        argv += ["--model-path", str(conf["model_path"])]
+    for entry in conf.get("thresholds") or []:
+        argv += ["--threshold", entry]
+    return argv
+
+
+def build_drift_monitor_dag(settings: OrchestrationSettings | None = None) -> DAG:
+    """Per family: drift check -> branch -> flag the family's drift asset (which starts its
+    retrain DAG) or do nothing. Runs daily and whenever new data is validated."""
+    from airflow.sdk import (
+        Asset,
+        AssetAny,
+        AssetOrTimeSchedule,
+        CronTriggerTimetable,
+        Param,
+        dag,
+        get_current_context,
+        task,
+    )
+
+    settings = settings or OrchestrationSettings.from_env()
+    datasets = sorted({d for spec in FAMILIES.values() for d in spec.datasets})
+
+    @dag(
+        dag_id="drift_monitor",
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(settings.drift_schedule, timezone="UTC"),
+            assets=AssetAny(*(Asset(validated_asset_uri(d)) for d in datasets)),
+        ),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        params={
+            "model_path": Param(
+                None,
+                type=["null", "string"],
+                description="local HF folder for utterance embeddings (empty = MiniLM)",
+            ),
+            "sample": Param(500, type="integer", minimum=10, maximum=20000),
+            "thresholds": Param(
+                [],
+                type="array",
+                items={"type": "string", "pattern": r"^[a-z_]+=[0-9.]+$"},
+                description="threshold overrides, e.g. label_tv=0.2",
+            ),
+            "overrides": _overrides_param(),
+        },
+        default_args={"owner": "shopflow", "retries": 0},
+        tags=["shopflow", "monitoring"],
+        doc_md=build_drift_monitor_dag.__doc__,
+    )
+    def drift_monitor() -> None:
+        for family in FAMILIES:
+            drift_asset = Asset(drift_asset_uri(family))
+
+            @task(task_id=f"check_{family}")
+            def check(family: str = family) -> dict[str, Any]:
+                conf = dict(get_current_context()["params"])
+                result = run_ml_step(drift_argv(family, conf), settings, _run_overrides())
+                return jsonable(result)
+
+            @task.branch(task_id=f"decide_{family}")
+            def decide(result: dict[str, Any], family: str = family) -> str:
+                return f"flag_{family}" if result.get("drifted") else f"no_drift_{family}"
+
+            @task(task_id=f"flag_{family}", outlets=[drift_asset])
+            def flag(result: dict[str, Any], asset: Any = drift_asset) -> list[str]:
+                # The asset event carries what was exceeded (visible in the retrain run's
+                # triggering events).
+                get_current_context()["outlet_events"][asset].extra = {
+                    "exceeded": result["exceeded"],
+                    "report": result.get("report"),
+                }
+                log.info("drift: %s", "; ".join(result["exceeded"]))
+                return list(result["exceeded"])
+
+            @task(task_id=f"no_drift_{family}")
+            def no_drift(result: dict[str, Any]) -> str:
+                return result.get("note") or "all drift signals below their thresholds"
+
+            checked = check()
+            decide(checked) >> [flag(checked), no_drift(checked)]  # type: ignore[arg-type]
+
+    return drift_monitor()

@@ -1,0 +1,43 @@
+"""The demo's settings are valid for the DAGs and params.yaml (the full demo is `make demo`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ml import demo
+from ml.config import load_params
+from ml.orchestration import retrain_params
+
+
+@pytest.mark.parametrize("family", demo.FAMILIES)
+@pytest.mark.parametrize("drifted", [False, True])
+def test_demo_conf_passes_the_trigger_form(family: str, drifted: bool, repo_root: Path) -> None:
+    extra = demo.DRIFT_OVERRIDES if drifted else []
+    conf = demo.retrain_conf(family, extra, demo.DRIFT_DAY if drifted else None, 1)
+    params = retrain_params()
+    resolved = {key: params[key].resolve(value=value) for key, value in conf.items()}
+    assert resolved == conf
+    # ...and its overrides are valid params.yaml overrides.
+    load_params(repo_root / "params.yaml", conf["overrides"])
+
+
+def test_demo_environment_is_embedded(tmp_path: Path) -> None:
+    saved = dict(os.environ)
+    os.environ["MLFLOW_TRACKING_URI"] = "http://elsewhere:5000"
+    os.environ.pop("SHOPFLOW_PREPROCESS_MODE", None)
+    try:
+        env = demo.configure_environment(tmp_path)
+        assert os.environ["AIRFLOW_HOME"] == env["AIRFLOW_HOME"] == str(tmp_path / "airflow_home")
+        assert env["SHOPFLOW_PROJECT_DIR"] == str(tmp_path)
+        assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(demo.REPO_ROOT / "dags")
+        assert "SHOPFLOW_PREPROCESS_MODE" not in env  # not a DVC project
+        assert "MLFLOW_TRACKING_URI" not in os.environ  # the local sqlite store
+        (tmp_path / ".dvc").mkdir()
+        assert demo.configure_environment(tmp_path)["SHOPFLOW_PREPROCESS_MODE"] == "dvc"
+    finally:
+        # configure_environment writes os.environ for the whole process: restore it all.
+        os.environ.clear()
+        os.environ.update(saved)
