@@ -4,11 +4,8 @@ with a PostgreSQL backend store and artifacts on a moto S3 endpoint; toy contrac
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,71 +13,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.services import free_port, stop, wait_http
+
 TOY_MODELS = Path(__file__).parent / "toy_models"
 VENV_BIN = Path(sys.executable).parent
 INTENT_EXAMPLE = {"text": ["where is my order"]}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_http(
-    url: str, proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float
-) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"{what} exited with {proc.returncode}; log:\n{log.read_text()[-3000:]}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(
-        f"{what} not answering at {url} after {timeout}s; log:\n{log.read_text()[-3000:]}"
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A moto S3 server on a free port with bucket ``shopflow-mlflow``; dummy credentials."""
-    moto = shutil.which("moto_server", path=str(VENV_BIN)) or shutil.which("moto_server")
-    if moto is None:
-        raise RuntimeError("moto_server not installed (pip install 'moto[server]')")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with log.open("wb") as fh:
-        proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=fh, stderr=fh)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(url, proc, "moto_server", log, 60)
-        import boto3
-
-        boto3.client(
-            "s3",
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        ).create_bucket(Bucket="shopflow-mlflow")
-        yield url
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +54,7 @@ def mlflow_server(
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("mlflow-server") / "server.log"
     cmd = [
         str(VENV_BIN / "mlflow"),
@@ -139,7 +76,7 @@ def mlflow_server(
     url = f"http://127.0.0.1:{port}"
     saved = {k: os.environ.get(k) for k in env if k.startswith(("AWS_", "MLFLOW_S3"))}
     try:
-        _wait_http(f"{url}/health", proc, "mlflow server", log, 180)
+        wait_http(f"{url}/health", proc, "mlflow server", log, 180)
         os.environ.update({k: env[k] for k in saved})
         yield url
     finally:
@@ -148,7 +85,7 @@ def mlflow_server(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        _stop(proc)
+        stop(proc)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("server", marks=pytest.mark.services)])
