@@ -122,6 +122,15 @@ class GateConfig(StrictModel):
     recommender: FamilyGateConfig = Field(default_factory=FamilyGateConfig)
 
 
+class SchedulesConfig(StrictModel):
+    """Cron schedules (UTC) of the Airflow DAGs; SHOPFLOW_<NAME>_SCHEDULE env vars win."""
+
+    intent: str = "0 3 * * 1"
+    recommender: str = "0 4 * * 1"
+    ingest: str = "0 2 * * *"
+    drift: str = "0 6 * * *"
+
+
 class Params(StrictModel):
     seed: int = 42
     paths: PathsConfig = Field(default_factory=PathsConfig)
@@ -133,6 +142,7 @@ class Params(StrictModel):
     recommender: RecommenderConfig = Field(default_factory=RecommenderConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
 
     def digest(self) -> str:
         """A short stable hash of the effective configuration (a lineage tag)."""

@@ -99,7 +99,8 @@ class OrchestrationSettings(BaseModel):
 
     project_dir: Path = REPO_ROOT
     params_file: str = "params.yaml"
-    # Weekly, Monday 03:00 UTC; an asset event (new validated data) also starts a run.
+    # Defaults of params.yaml `schedules` (weekly retrains, Monday 03:00/04:00 UTC; a drift
+    # asset event also starts one); from_env() reads the project's params.yaml.
     intent_schedule: str = "0 3 * * 1"
     recommender_schedule: str = "0 4 * * 1"
     ingest_schedule: str = "0 2 * * *"
@@ -126,9 +127,20 @@ class OrchestrationSettings(BaseModel):
             if env.get(f"SHOPFLOW_{name.upper()}") not in (None, "")
         }
         try:
-            return cls.model_validate(values)
+            settings = cls.model_validate(values)
         except ValueError as exc:
             raise ConfigError(f"SHOPFLOW_* environment settings are invalid: {exc}") from exc
+        # Schedules come from params.yaml (the one configuration source) unless the
+        # environment sets them.
+        from ml.config import load_params
+
+        schedules = load_params(settings.project_dir / settings.params_file).schedules
+        updates = {
+            f"{name}_schedule": cron
+            for name, cron in schedules.model_dump().items()
+            if f"{name}_schedule" not in values
+        }
+        return settings.model_copy(update=updates)
 
     def schedule_for(self, family: str) -> str:
         return str(getattr(self, f"{family}_schedule"))

@@ -129,3 +129,14 @@ def test_metrics_for_the_summary(tmp_path: Path) -> None:
     settings = orch.OrchestrationSettings(project_dir=tmp_path)
     assert orch.read_metrics(settings, "recommender", []) == {"n_users": 9, "ndcg@10": 0.25}
     assert orch.read_metrics(settings, "intent", []) == {}  # not evaluated yet
+
+
+def test_schedules_come_from_params_and_the_environment_wins(tmp_path: Path) -> None:
+    from ml.orchestration import OrchestrationSettings
+
+    (tmp_path / "params.yaml").write_text("schedules:\n  intent: '15 1 * * *'\n")
+    env = {"SHOPFLOW_PROJECT_DIR": str(tmp_path), "SHOPFLOW_RECOMMENDER_SCHEDULE": "0 5 * * 2"}
+    settings = OrchestrationSettings.from_env(env)
+    assert settings.schedule_for("intent") == "15 1 * * *"
+    assert settings.schedule_for("recommender") == "0 5 * * 2"
+    assert settings.drift_schedule == "0 6 * * *"
