@@ -32,10 +32,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=["postgresql", "sqlite", "postgresql-celery"])
 def metadata_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh metadata database: on the local PostgreSQL (dropped afterwards), and SQLite (the
-    embedded default that scripts/airflow-ui.sh uses)."""
+    embedded default that scripts/airflow-ui.sh uses). ``postgresql-celery`` also switches the
+    executor to Celery (see airflow_services)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/airflow.db"
         return
@@ -104,8 +105,13 @@ def _wait(what: str, check: Any, timeout: float, procs: list[subprocess.Popen]) 
 
 @pytest.fixture
 def airflow_services(
-    metadata_db: str, tiny_project: Path, repo_root: Path, tmp_path: Path
+    request: pytest.FixtureRequest,
+    metadata_db: str,
+    tiny_project: Path,
+    repo_root: Path,
+    tmp_path: Path,
 ) -> Iterator[Api]:
+    celery = request.node.callspec.params["metadata_db"].endswith("celery")
     # Parallel tasks (LocalExecutor) must not race to create a SQLite MLflow store's tables;
     # in a deployment the tracking server has created them long before.
     from mlflow import MlflowClient
@@ -134,6 +140,12 @@ def airflow_services(
         "SHOPFLOW_RETRIES": "0",
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+    if celery:
+        # As in docker/docker-compose.yml: Redis broker, results in the metadata PostgreSQL,
+        # a separate worker process executes the tasks.
+        env["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"
+        env["AIRFLOW__CELERY__BROKER_URL"] = f"redis://127.0.0.1:6379/{uuid.uuid4().int % 15 + 1}"
+        env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + metadata_db
     env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
     airflow = str(bin_dir / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
@@ -143,7 +155,8 @@ def airflow_services(
     procs: list[subprocess.Popen] = []
     logs = []
     servers = (["api-server", "--host", "127.0.0.1", "--port", str(port)], ["scheduler"])
-    for args in (*servers, ["dag-processor"]):
+    workers = (["celery", "worker", "--queues", "default", "--concurrency", "2"],) if celery else ()
+    for args in (*servers, ["dag-processor"], *workers):
         log = (home / f"{args[0]}.log").open("w")
         logs.append(log)
         procs.append(subprocess.Popen([airflow, *args], env=env, stdout=log, stderr=log))
@@ -164,7 +177,7 @@ def airflow_services(
                 proc.kill()
         for log in logs:
             log.close()
-        for name in ("api-server", "scheduler", "dag-processor"):
+        for name in ("api-server", "scheduler", "dag-processor", *(["celery"] if celery else [])):
             text = (home / f"{name}.log").read_text(errors="replace")
             print(f"----- {name} (tail)\n{text[-3000:]}")
 

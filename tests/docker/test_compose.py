@@ -50,6 +50,8 @@ def test_airflow_runs_celery_on_redis_with_postgres(compose: dict[str, Any]) -> 
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379")
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    # psycopg2 named explicitly: SQLAlchemy 2.1 would otherwise pick psycopg 3 (not installed).
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
     assert "@postgres:5432/" in env["AIRFLOW__CELERY__RESULT_BACKEND"]
     # Tasks report to the api-server service by its compose name and port.
     api = compose["services"]["airflow-apiserver"]
