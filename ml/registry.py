@@ -191,9 +191,28 @@ class RegistryLease:
 # ----------------------------------------------------------------------------- history
 
 
-def _append_history(client: MlflowClient, name: str, event: dict[str, Any]) -> None:
+def _append_history(
+    client: MlflowClient,
+    name: str,
+    action: str,
+    *,
+    from_version: str | None,
+    to_version: str,
+    reason: str,
+    pipeline_run: str | None,
+) -> None:
+    """One event per tag key (timestamp + random suffix): appends never overwrite each other."""
     stamp = datetime.now(UTC)
-    event = {"when": stamp.isoformat(), "model": name, "user": getpass.getuser(), **event}
+    event = {
+        "when": stamp.isoformat(),
+        "model": name,
+        "user": getpass.getuser(),
+        "action": action,
+        "from_version": from_version,
+        "to_version": to_version,
+        "reason": reason,
+        "pipeline_run": pipeline_run or os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"),
+    }
     key = f"{HISTORY_PREFIX}{stamp.strftime('%Y%m%dT%H%M%S%fZ')}.{uuid.uuid4().hex[:8]}"
     client.set_registered_model_tag(name, key, json.dumps(event, sort_keys=True))
 
@@ -264,13 +283,11 @@ def promote(
         _append_history(
             client,
             name,
-            {
-                "action": "promote",
-                "from_version": previous,
-                "to_version": version,
-                "reason": reason,
-                "pipeline_run": pipeline_run or os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"),
-            },
+            "promote",
+            from_version=previous,
+            to_version=version,
+            reason=reason,
+            pipeline_run=pipeline_run,
         )
     log.info("%s: champion v%s (was %s)", name, version, previous)
     return {"model": name, "version": version, "previous": previous, "changed": True}
@@ -314,13 +331,11 @@ def rollback(
         _append_history(
             client,
             name,
-            {
-                "action": "rollback",
-                "from_version": demoted,
-                "to_version": restored,
-                "reason": reason,
-                "pipeline_run": pipeline_run or os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"),
-            },
+            "rollback",
+            from_version=demoted,
+            to_version=restored,
+            reason=reason,
+            pipeline_run=pipeline_run,
         )
     log.info("%s: rolled back v%s -> v%s", name, demoted, restored)
     return {"model": name, "champion": restored, "demoted": demoted, "previous": before}
