@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.services import fresh_postgres_database
+
 pytestmark = pytest.mark.services
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 PASSWORD = "shopflow-test"
 
 
@@ -42,25 +43,14 @@ def metadata_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         return
     import importlib.util
 
-    import psycopg2
-
     if importlib.util.find_spec("asyncpg") is None:
         pytest.fail(
             "Airflow 3 on PostgreSQL needs the async driver asyncpg (the api-server and the "
             "scheduler open an async engine from sql_alchemy_conn): add asyncpg to the "
             "project's dependencies"
         )
-    name = f"shopflow_airflow_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(dbname="postgres", **PG)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with fresh_postgres_database("shopflow_airflow") as url:
+        yield url
 
 
 class Api:

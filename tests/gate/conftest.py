@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.services import free_port, stop, wait_http
+from tests.support.services import free_port, fresh_postgres_database, stop, wait_http
 
 TOY_MODELS = Path(__file__).parent / "toy_models"
 VENV_BIN = Path(sys.executable).parent
@@ -23,23 +23,8 @@ INTENT_EXAMPLE = {"text": ["where is my order"]}
 @pytest.fixture(scope="session")
 def postgres_db() -> Iterator[str]:
     """A fresh database on the local PostgreSQL (user postgres, trust auth), dropped afterwards."""
-    import psycopg2
-
-    name = f"shopflow_gate_{uuid.uuid4().hex[:8]}"
-    try:
-        conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    except psycopg2.OperationalError as exc:
-        raise RuntimeError(f"PostgreSQL at 127.0.0.1:5432 (user postgres) is down: {exc}") from exc
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        # psycopg2 driver named explicitly: SQLAlchemy 2.1 defaults to psycopg 3, not installed.
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.close()
+    with fresh_postgres_database("shopflow_gate") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
