@@ -33,15 +33,16 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ml.errors import ConfigError
+from ml import containers
+from ml.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -118,6 +119,74 @@ class OrchestrationSettings(BaseModel):
     max_retry_delay_s: float = Field(1800.0, ge=0)
     mlflow_ui_url: str = "http://127.0.0.1:5000"
 
+    # Where the `train` task trains (ml.containers): local = inside the Airflow worker;
+    # docker = a container from trainer_image (DockerOperator); kubernetes = a pod
+    # (KubernetesPodOperator). The containers run the same `python -m ml train` command.
+    train_runner: Literal["local", "docker", "kubernetes"] = "local"
+    # Built from docker/trainer.Dockerfile (compose: the `trainer` service's image).
+    trainer_image: str = "shopflow-trainer:latest"
+    # GPUs the container or pod asks for; 0 = CPU only (the local runner ignores it).
+    train_gpus: int = Field(1, ge=0)
+    # The project folder inside the container: the trainer image's WORKDIR, where the shared
+    # project folder is mounted and the command runs.
+    trainer_project_dir: str = "/opt/shopflow"
+    # Docker engine; unset = DOCKER_HOST or the local socket.
+    docker_url: str | None = None
+    # Comma-separated SOURCE:TARGET mounts of the shared project folder (SOURCE a host path or
+    # a volume name); unset = project_dir bind-mounted at trainer_project_dir, right when the
+    # worker runs on the Docker host. Give the host path when the worker's folder is itself a
+    # mount of one, or the named volumes when the workspace lives in volumes (compose).
+    docker_mounts: list[str] = Field(default_factory=list)
+    # Network the container joins, e.g. compose's `shopflow_default` to reach mlflow/minio.
+    docker_network: str | None = None
+    # user[:group] the container runs as (e.g. the workers' 50000:0, so that files it writes to
+    # the shared folder stay writable for them); unset = the image's user.
+    docker_user: str | None = None
+    k8s_namespace: str = "default"
+    # ReadWriteMany claim holding the project folder, mounted at trainer_project_dir (the
+    # Airflow workers must see the same folder at project_dir).
+    k8s_project_pvc: str = "shopflow-project"
+    # Kubernetes Secret whose keys become the pod's environment (AWS_*, MLFLOW_TRACKING_*).
+    k8s_secret: str | None = None
+    k8s_service_account: str | None = None
+    # Where a GPU pod may run (only applied when train_gpus > 0): node labels `key=value,...`
+    # and tolerated taints `key[=value][:Effect],...` (e.g. nvidia.com/gpu:NoSchedule).
+    k8s_gpu_node_selector: dict[str, str] = Field(default_factory=dict)
+    k8s_gpu_tolerations: list[str] = Field(default_factory=list)
+    # Pulling a CUDA image onto a freshly scaled-up GPU node takes minutes.
+    k8s_startup_timeout_s: int = Field(600, ge=1)
+
+    @field_validator("docker_mounts", "k8s_gpu_tolerations", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return containers.split_list(value)
+
+    @field_validator("docker_mounts")
+    @classmethod
+    def _valid_mounts(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            containers.DockerMount.parse(entry)
+        return value
+
+    @field_validator("k8s_gpu_tolerations")
+    @classmethod
+    def _valid_tolerations(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            containers.parse_toleration(entry)
+        return value
+
+    @field_validator("k8s_gpu_node_selector", mode="before")
+    @classmethod
+    def _node_selector(cls, value: Any) -> Any:
+        return containers.parse_node_selector(value)
+
+    @field_validator("trainer_project_dir")
+    @classmethod
+    def _absolute_container_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} is not an absolute path")
+        return value
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> OrchestrationSettings:
         env = os.environ if environ is None else environ
@@ -128,8 +197,16 @@ class OrchestrationSettings(BaseModel):
         }
         try:
             settings = cls.model_validate(values)
-        except ValueError as exc:
-            raise ConfigError(f"SHOPFLOW_* environment settings are invalid: {exc}") from exc
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"SHOPFLOW_{str(err['loc'][0]).upper()}={err.get('input')!r}: {err['msg']}"
+                if err["loc"]
+                else err["msg"]
+                for err in exc.errors()
+            )
+            raise ConfigError(
+                f"SHOPFLOW_* environment settings are invalid: {problems} (fix or unset them)"
+            ) from exc
         # Schedules come from params.yaml (the one configuration source) unless the
         # environment sets them.
         from ml.config import load_params
@@ -276,6 +353,67 @@ def train_once(
     result["trained_on"] = tag_trained_on(spec, settings, overrides, result)
     ledger.put("train", result)
     return result | {"reused": False}
+
+
+def container_train_args(
+    spec: FamilySpec,
+    settings: OrchestrationSettings,
+    overrides: list[str],
+    ledger: StepLedger,
+) -> list[str]:
+    """The arguments after ``python -m ml`` for the training container: the same step, params
+    and overrides as in-process training, plus ``--output-json`` into the shared project folder
+    (container paths: the folder is mounted at ``settings.trainer_project_dir``)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    done = ledger.get("train")
+    if done is not None:
+        # Trained and registered earlier in this DAG run (cleared and run again): no second
+        # version; record_training hands the earlier result on.
+        raise AirflowSkipException(
+            f"train already finished in this DAG run: reusing {done.get('registration')}"
+        )
+    output = containers.result_file(ledger.folder)
+    inside = containers.container_path(output, settings, "the training result file")
+    ledger.folder.mkdir(parents=True, exist_ok=True)
+    # A result left by an earlier attempt must not pass for this one's.
+    output.unlink(missing_ok=True)
+    params_file = settings.params_file
+    if Path(params_file).is_absolute():
+        params_file = str(containers.container_path(Path(params_file), settings, "params file"))
+    argv = step_argv(
+        ["train", spec.family], settings.model_copy(update={"params_file": params_file}), overrides
+    )
+    argv += ["--output-json", str(inside)]
+    log.info("the container runs: %s", " ".join(containers.trainer_argv(argv)))
+    return argv
+
+
+def record_container_training(
+    spec: FamilySpec,
+    settings: OrchestrationSettings,
+    overrides: list[str],
+    ledger: StepLedger,
+) -> dict[str, Any]:
+    """After the container: what :func:`train_once` returns in-process (the step's result,
+    ``trained_on`` tagged on the new version, in the ledger under ``train``)."""
+    output = containers.result_file(ledger.folder)
+    if output.is_file():
+        result = jsonable(json.loads(output.read_text(encoding="utf-8")))
+        result["trained_on"] = tag_trained_on(spec, settings, overrides, result)
+        ledger.put("train", result)
+        output.unlink()  # consumed: the ledger has it now
+        return result | {"reused": False}
+    done = ledger.get("train")
+    if done is not None:
+        log.info("train already finished in this DAG run; reusing %s", done.get("registration"))
+        return done | {"reused": True}
+    raise InputError(
+        f"the training container left no result at {output}: the project folder must be shared "
+        f"storage mounted at SHOPFLOW_TRAINER_PROJECT_DIR ({settings.trainer_project_dir}) in "
+        "the container (SHOPFLOW_DOCKER_MOUNTS for docker, SHOPFLOW_K8S_PROJECT_PVC for "
+        "kubernetes)"
+    )
 
 
 def tag_trained_on(
@@ -605,9 +743,14 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
             return result
 
         t_ingest, t_validate, t_pre = ingest(), validate(), preprocess()
-        t_train, t_eval = train(), evaluate()
+        if settings.train_runner == "local":
+            train_start = t_train = train()
+        else:  # train_command -> train (container or pod) -> record_training
+            train_start, t_train = _container_training_tasks(spec, settings, train_opts, _ctx)
+        t_eval = evaluate()
         t_gate = gate()
-        t_ingest >> t_validate >> t_pre >> t_train >> t_eval >> t_gate
+        t_ingest >> t_validate >> t_pre >> train_start
+        t_train >> t_eval >> t_gate
         # TaskFlow passes XComArgs where the functions declare the values they receive.
         branch = decide(t_gate)  # type: ignore[arg-type]
         t_promote, t_reject = promote(t_gate), reject(t_gate)  # type: ignore[arg-type]
@@ -616,6 +759,41 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
         [t_promote, t_reject] >> t_summary
 
     return retrain()
+
+
+def _container_training_tasks(
+    spec: FamilySpec,
+    settings: OrchestrationSettings,
+    train_opts: dict[str, Any],
+    run_context: Callable[[], tuple[dict[str, Any], list[str], StepLedger]],
+) -> tuple[Any, Any]:
+    """Training in a container or pod (SHOPFLOW_TRAIN_RUNNER), inside a retrain DAG's ``@dag``
+    function: ``train_command`` (the argv, from the run's Params) -> ``train`` (the container
+    or pod, with the train pool/queue/retries) -> ``record_training`` (reads --output-json,
+    tags and records the version, returns what ``train_once`` returns in-process).
+
+    Returns (the first task, the task whose XCom is the train result).
+    """
+    from airflow.sdk import task
+
+    @task
+    def train_command() -> list[str]:
+        _, overrides, ledger = run_context()
+        return container_train_args(spec, settings, overrides, ledger)
+
+    # none_failed: also after a skipped train (already trained in this DAG run).
+    @task(trigger_rule="none_failed", **_retry_args(settings))
+    def record_training() -> dict[str, Any]:
+        _, overrides, ledger = run_context()
+        return record_container_training(spec, settings, overrides, ledger)
+
+    t_command = train_command()
+    t_container = containers.train_operator(
+        settings, spec.family, t_command, task_id="train", **train_opts
+    )
+    t_record = record_training()
+    t_command >> t_container >> t_record
+    return t_command, t_record
 
 
 def build_shop_ingest_dag(settings: OrchestrationSettings | None = None) -> DAG:

@@ -1,0 +1,335 @@
+"""The training step in a container (DockerOperator) or a Kubernetes pod (KubernetesPodOperator).
+
+With ``SHOPFLOW_TRAIN_RUNNER=docker|kubernetes`` the retrain DAG's ``train`` task starts the
+trainer image (docker/trainer.Dockerfile) instead of training inside the Airflow worker. The
+container runs the same command as everywhere else, ``python -m ml train <family> --params ...
+--set ... --output-json <file>``, in the project folder, which must be shared storage: the worker
+reads the result file afterwards (a bind mount or named volume for Docker, a
+PersistentVolumeClaim for Kubernetes).
+
+Credentials never enter the DAG definition: Docker gets their *names*, and the values are read
+from the worker's environment when the task runs (``private_environment``: neither templated nor
+shown in the UI); a pod gets them from a Kubernetes Secret named in the settings.
+
+Plain Python at import time: Airflow, provider, docker and kubernetes imports are inside the
+functions, so the settings helpers are usable (and testable) without them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from ml.errors import ConfigError
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
+
+    from ml.orchestration import OrchestrationSettings
+
+# The trainer image's ENTRYPOINT, set explicitly so the argv does not depend on the image's.
+TRAINER_ENTRYPOINT = ("python", "-m", "ml")
+# Written by the container under the DAG run's ledger folder (paths.reports), read by the worker.
+RESULT_FILE = "train-output.json"
+GPU_RESOURCE = "nvidia.com/gpu"
+PROJECT_VOLUME = "shopflow-project"
+# The provider's name for the pod's main container (KubernetesPodOperator.BASE_CONTAINER_NAME).
+BASE_CONTAINER = "base"
+
+# Copied from the worker's environment into the container when present. Not secret: shown in
+# the task's rendered fields, which helps to see where the container logs to.
+PASSED_SETTINGS = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_S3_ENDPOINT_URL",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+)
+# Secret: only their names are in the DAG (Docker: values read on the worker at run time;
+# Kubernetes: the pod takes them from SHOPFLOW_K8S_SECRET).
+CREDENTIAL_NAMES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+)
+
+_VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_LABEL_KEY = re.compile(r"^([a-z0-9.-]+/)?[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
+_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+# --------------------------------------------------------------------------- settings parsing
+
+
+def split_list(value: Any) -> Any:
+    """``a,b`` from an environment variable becomes ``["a", "b"]``; lists pass unchanged."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+@dataclass(frozen=True)
+class DockerMount:
+    """One ``SOURCE:TARGET`` entry of SHOPFLOW_DOCKER_MOUNTS: SOURCE is a host path (bind
+    mount, as the Docker engine's host sees it) or the name of a Docker volume."""
+
+    source: str
+    target: str
+
+    @property
+    def kind(self) -> str:
+        return "bind" if self.source.startswith("/") else "volume"
+
+    @classmethod
+    def parse(cls, entry: str) -> DockerMount:
+        parts = entry.split(":")
+        if len(parts) != 2 or not parts[0] or not parts[1]:
+            raise ValueError(f"docker mount {entry!r} is not SOURCE:TARGET")
+        source, target = parts
+        if not source.startswith("/") and not _VOLUME_NAME.match(source):
+            raise ValueError(
+                f"docker mount {entry!r}: SOURCE must be an absolute host path or a volume name"
+            )
+        if not PurePosixPath(target).is_absolute():
+            raise ValueError(f"docker mount {entry!r}: TARGET must be an absolute container path")
+        return cls(source, target)
+
+
+def parse_node_selector(value: Any) -> Any:
+    """``key=value,key2=value2`` (an environment variable) becomes a dict."""
+    if not isinstance(value, str):
+        return value
+    selector: dict[str, str] = {}
+    for entry in split_list(value):
+        key, sep, label = entry.partition("=")
+        if not sep or not _LABEL_KEY.match(key.strip()):
+            raise ValueError(f"node selector entry {entry!r} is not label-key=value")
+        selector[key.strip()] = label.strip()
+    return selector
+
+
+def parse_toleration(entry: str) -> dict[str, str | None]:
+    """``key[=value][:Effect]`` (e.g. ``nvidia.com/gpu:NoSchedule``) as V1Toleration fields:
+    with a value the taint must match it (Equal), without one any value does (Exists)."""
+    spec, _, effect = entry.partition(":")
+    key, sep, value = spec.partition("=")
+    if not _LABEL_KEY.match(key):
+        raise ValueError(f"toleration {entry!r}: {key!r} is not a taint key")
+    if effect and effect not in _TAINT_EFFECTS:
+        raise ValueError(f"toleration {entry!r}: effect must be one of {', '.join(_TAINT_EFFECTS)}")
+    return {
+        "key": key,
+        "operator": "Equal" if sep else "Exists",
+        "value": value if sep else None,
+        "effect": effect or None,
+    }
+
+
+def docker_mounts(settings: OrchestrationSettings) -> list[DockerMount]:
+    """SHOPFLOW_DOCKER_MOUNTS, or by default the worker's project folder bind-mounted at the
+    container's project folder (right when the worker runs on the Docker host itself)."""
+    if settings.docker_mounts:
+        return [DockerMount.parse(entry) for entry in settings.docker_mounts]
+    return [DockerMount(str(settings.project_dir.resolve()), settings.trainer_project_dir)]
+
+
+# --------------------------------------------------------------------------- paths and argv
+
+
+def result_file(run_folder: Path) -> Path:
+    """Where the container writes the train step's result (the worker-side path)."""
+    return run_folder / RESULT_FILE
+
+
+def container_path(path: Path, settings: OrchestrationSettings, what: str) -> PurePosixPath:
+    """The container's path of a file in the worker's project folder.
+
+    Only the project folder is shared, so anything outside it cannot be handed over.
+    """
+    project = settings.project_dir.resolve()
+    try:
+        relative = path.resolve().relative_to(project)
+    except ValueError:
+        raise ConfigError(
+            f"{what} {path} is outside the project folder {project} (SHOPFLOW_PROJECT_DIR): the "
+            f"training container only sees the project folder; keep {what} inside it"
+        ) from None
+    inside = PurePosixPath(settings.trainer_project_dir).joinpath(*relative.parts)
+    if settings.train_runner == "docker":
+        check_mounted(inside, docker_mounts(settings), what)
+    return inside
+
+
+def check_mounted(inside: PurePosixPath, mounts: Sequence[DockerMount], what: str) -> None:
+    """The file must be on a mount, or the worker never sees what the container wrote there."""
+    for mount in mounts:
+        if inside == PurePosixPath(mount.target) or PurePosixPath(mount.target) in inside.parents:
+            return
+    targets = ", ".join(m.target for m in mounts)
+    raise ConfigError(
+        f"{what} would be {inside} in the training container, which is on none of the mounts "
+        f"in SHOPFLOW_DOCKER_MOUNTS ({targets}): mount the shared folder that holds it"
+    )
+
+
+def trainer_argv(args: Sequence[str]) -> list[str]:
+    """The whole command line the container runs (entrypoint + the step's arguments)."""
+    return [*TRAINER_ENTRYPOINT, *args]
+
+
+def passed_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The non-secret settings (PASSED_SETTINGS) the worker has, for the container."""
+    env = os.environ if environ is None else environ
+    return {name: env[name] for name in PASSED_SETTINGS if env.get(name)}
+
+
+def worker_credentials(names: Sequence[str], environ: Mapping[str, str] | None = None) -> dict:
+    """The credentials (by name) the worker's environment holds, read when the task runs."""
+    env = os.environ if environ is None else environ
+    return {name: env[name] for name in names if env.get(name)}
+
+
+# --------------------------------------------------------------------------- operators
+
+
+def train_operator(
+    settings: OrchestrationSettings, family: str, arguments: Any, **task_options: Any
+) -> BaseOperator:
+    """The ``train`` task for SHOPFLOW_TRAIN_RUNNER (docker or kubernetes).
+
+    ``arguments``: the step's arguments after ``python -m ml`` (a list, or the XComArg of the
+    task that computes them at run time); ``task_options``: task_id, pool, queue, retries...
+    """
+    if settings.train_runner == "docker":
+        return docker_train_operator(settings, family, arguments, **task_options)
+    if settings.train_runner == "kubernetes":
+        return kubernetes_train_operator(settings, family, arguments, **task_options)
+    raise ConfigError(
+        f"SHOPFLOW_TRAIN_RUNNER={settings.train_runner!r} does not run training in a container "
+        "(docker or kubernetes)"
+    )
+
+
+@functools.cache
+def _docker_operator_class() -> type:
+    from airflow.providers.docker.operators.docker import DockerOperator
+
+    class TrainerDockerOperator(DockerOperator):
+        """DockerOperator that copies credentials from the worker's environment into the
+        container when the task runs: the DAG holds their names only, so the values are in
+        neither the DAG definition, the serialized DAG nor the UI."""
+
+        def __init__(self, *, credential_names: Sequence[str] = (), **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.credential_names = list(credential_names)
+
+        def execute(self, context: Any) -> Any:
+            # DockerOperator keeps private_environment (merged into the container's
+            # environment, never rendered) in this attribute; explicit values win.
+            self._private_environment = {
+                **worker_credentials(self.credential_names),
+                **self._private_environment,
+            }
+            return super().execute(context)
+
+    # Serialized DAGs name the class; make it the importable-looking name, not a <locals> one.
+    TrainerDockerOperator.__module__ = __name__
+    TrainerDockerOperator.__qualname__ = TrainerDockerOperator.__name__
+    return TrainerDockerOperator
+
+
+def docker_train_operator(
+    settings: OrchestrationSettings, family: str, arguments: Any, **task_options: Any
+) -> BaseOperator:
+    """A DockerOperator running the trainer image with the project folder mounted."""
+    from docker.types import DeviceRequest, Mount
+
+    mounts = [Mount(m.target, m.source, type=m.kind) for m in docker_mounts(settings)]
+    gpus = settings.train_gpus
+    operator: BaseOperator = _docker_operator_class()(
+        image=settings.trainer_image,
+        entrypoint=list(TRAINER_ENTRYPOINT),
+        command=arguments,
+        working_dir=settings.trainer_project_dir,
+        mounts=mounts,
+        # `docker run --gpus N`; no request at all for a CPU-only run.
+        device_requests=[DeviceRequest(count=gpus, capabilities=[["gpu"]])] if gpus else None,
+        docker_url=settings.docker_url,
+        network_mode=settings.docker_network,
+        user=settings.docker_user,
+        environment=passed_settings(),
+        credential_names=CREDENTIAL_NAMES,
+        # The logs are streamed into the task log, so a finished container is not needed.
+        auto_remove="force",
+        # Its host temp-dir mount fails on a remote engine or from inside a container.
+        mount_tmp_dir=False,
+        # The result comes back through --output-json, not the last log line.
+        do_xcom_push=False,
+        labels={"app": "shopflow-trainer", "shopflow.family": family},
+        **task_options,
+    )
+    return operator
+
+
+def kubernetes_train_operator(
+    settings: OrchestrationSettings, family: str, arguments: Any, **task_options: Any
+) -> BaseOperator:
+    """A KubernetesPodOperator running the trainer image with the project PVC mounted."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.providers.cncf.kubernetes.secret import Secret
+    from kubernetes.client import models as k8s
+
+    gpus = settings.train_gpus
+    project = settings.trainer_project_dir
+    operator: BaseOperator = KubernetesPodOperator(
+        name=f"shopflow-train-{family}",
+        namespace=settings.k8s_namespace,
+        image=settings.trainer_image,
+        cmds=list(TRAINER_ENTRYPOINT),
+        arguments=arguments,
+        container_resources=(
+            k8s.V1ResourceRequirements(limits={GPU_RESOURCE: str(gpus)}) if gpus else None
+        ),
+        # GPU placement only for a GPU run: a CPU run can go to any node.
+        node_selector=dict(settings.k8s_gpu_node_selector) if gpus else None,
+        tolerations=(
+            [k8s.V1Toleration(**parse_toleration(t)) for t in settings.k8s_gpu_tolerations]
+            if gpus
+            else None
+        ),
+        volumes=[
+            k8s.V1Volume(
+                name=PROJECT_VOLUME,
+                persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
+                    claim_name=settings.k8s_project_pvc
+                ),
+            )
+        ],
+        volume_mounts=[k8s.V1VolumeMount(name=PROJECT_VOLUME, mount_path=project)],
+        # The operator has no working-dir option; the pod template's base container carries it
+        # (params.yaml and every path in it are relative to the project folder).
+        full_pod_spec=k8s.V1Pod(
+            spec=k8s.V1PodSpec(
+                containers=[k8s.V1Container(name=BASE_CONTAINER, working_dir=project)]
+            )
+        ),
+        env_vars=passed_settings(),
+        # The whole Secret as environment variables (envFrom): the DAG names it, never a value.
+        secrets=[Secret("env", None, settings.k8s_secret)] if settings.k8s_secret else None,
+        service_account_name=settings.k8s_service_account,
+        labels={"app": "shopflow-trainer", "shopflow-family": family},
+        startup_timeout_seconds=settings.k8s_startup_timeout_s,
+        get_logs=True,
+        on_finish_action="delete_pod",
+        **task_options,
+    )
+    return operator

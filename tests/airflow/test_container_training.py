@@ -1,0 +1,366 @@
+"""Training in a container (DockerOperator) or a pod (KubernetesPodOperator).
+
+No Docker engine and no cluster here: the DAGs are built and their operators inspected (the
+pod spec is built by the provider itself), the container's command is parsed by the real
+``python -m ml`` parser, and the hand-over through --output-json runs on a real training run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+import yaml
+
+from ml import containers
+from ml import orchestration as orch
+from ml.errors import ConfigError, InputError
+
+RUNNERS = ("docker", "kubernetes")
+FAMILIES = ("intent", "recommender")
+SECRET = "wJalrXUtnFEMI-not-a-real-key-7Q"  # must never reach the DAG definition
+KUBECONFIG = {
+    # A cluster that is never contacted: the provider only reads the file to build the pod.
+    "apiVersion": "v1",
+    "kind": "Config",
+    "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:9"}}],
+    "users": [{"name": "none", "user": {"token": "none"}}],
+    "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
+    "current-context": "none",
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "params.yaml").write_text("paths: {reports: out/reports}\n")
+    return folder
+
+
+def settings_for(runner: str, project: Path, **values: Any) -> orch.OrchestrationSettings:
+    return orch.OrchestrationSettings(
+        project_dir=project, train_runner=runner, train_pool="gpu", train_queue="gpu", **values
+    )
+
+
+def container_args(settings: orch.OrchestrationSettings, family: str, conf: dict) -> list[str]:
+    """What train_command computes for a run with these Params."""
+    spec = orch.FAMILIES[family]
+    overrides = orch.conf_overrides(spec, conf)
+    ledger = orch.StepLedger(
+        orch.reports_dir(settings, overrides), spec.dag_id, "manual__2026-11-22T05:54:43+00:00"
+    )
+    return orch.container_train_args(spec, settings, overrides, ledger)
+
+
+def build_parser_output(args: list[str]) -> PurePosixPath:
+    from ml.cli import build_parser
+
+    return PurePosixPath(build_parser().parse_args(args).output_json)
+
+
+def train_task(settings: orch.OrchestrationSettings, family: str = "intent") -> Any:
+    """The retrain DAG's ``train`` task (typed Any: provider attributes are inspected)."""
+    return orch.build_retrain_dag(family, settings).get_task("train")
+
+
+def built_pod(operator: Any, arguments: list[str], tmp_path: Path) -> Any:
+    """The pod the provider would submit for this operator (after the XCom is resolved)."""
+    kubeconfig = tmp_path / "kubeconfig.yaml"
+    kubeconfig.write_text(yaml.safe_dump(KUBECONFIG))
+    operator.arguments = arguments
+    operator.config_file = str(kubeconfig)
+    return operator.build_pod_request_obj()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_training_tasks_and_wiring(project: Path, runner: str, family: str) -> None:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.providers.docker.operators.docker import DockerOperator
+
+    dag = orch.build_retrain_dag(family, settings_for(runner, project))
+    train = dag.get_task("train")
+    expected = DockerOperator if runner == "docker" else KubernetesPodOperator
+    assert isinstance(train, expected)
+    assert dag.get_task("preprocess").downstream_task_ids == {"train_command"}
+    assert dag.get_task("train_command").downstream_task_ids == {"train"}
+    assert train.downstream_task_ids == {"record_training"}
+    assert dag.get_task("record_training").downstream_task_ids == {"evaluate", "summary"}
+    assert dag.get_task("evaluate").upstream_task_ids == {"record_training"}
+    # The summary reads the recorded result, not the container's output.
+    assert "train" not in dag.get_task("summary").upstream_task_ids
+    # Runs after a skipped container too (already trained in this DAG run).
+    assert dag.get_task("record_training").trigger_rule == "none_failed"
+    # The container task keeps what the in-process train task had.
+    assert (train.pool, train.queue, train.retries) == ("gpu", "gpu", 2)
+    assert train.retry_exponential_backoff == 2.0
+    assert dag.get_task("train_command").pool == "default_pool"
+    assert dag.get_task("record_training").queue != "gpu"
+    assert train.image == "shopflow-trainer:latest"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_command_is_a_python_m_ml_train_command_line(
+    project: Path, runner: str, family: str
+) -> None:
+    from ml.cli import build_parser
+
+    settings = settings_for(runner, project)
+    (project / "overlay.yaml").write_text("intent: {train: {batch_size: 8}}\n")
+    conf = {"epochs": 2, "overrides": ["seed=7", "@overlay.yaml"]}
+    args = container_args(settings, family, conf)
+    parsed = build_parser().parse_args(args)
+    assert (parsed.verb, parsed.family) == ("train", family)
+    assert parsed.params == "params.yaml"
+    assert parsed.overrides == orch.conf_overrides(orch.FAMILIES[family], conf)
+    # The result file is in the container's view of the run's ledger folder.
+    run_folder = "out/reports/pipeline_runs/" + orch.FAMILIES[family].dag_id
+    assert str(parsed.output_json).startswith(f"/opt/shopflow/{run_folder}/")
+    assert parsed.output_json.name == containers.RESULT_FILE
+    assert containers.trainer_argv(args)[:3] == ["python", "-m", "ml"]
+
+
+def test_docker_operator_runs_the_command_in_the_mounted_project(project: Path) -> None:
+    settings = settings_for("docker", project, docker_network="shopflow_default")
+    train = train_task(settings)
+    assert train.entrypoint == list(containers.TRAINER_ENTRYPOINT)
+    assert train.working_dir == "/opt/shopflow"
+    [mount] = train.mounts
+    # Default: the worker's project folder, bind-mounted where the command runs.
+    assert (mount["Type"], mount["Source"], mount["Target"]) == (
+        "bind",
+        str(project.resolve()),
+        "/opt/shopflow",
+    )
+    output = build_parser_output(container_args(settings, "intent", {}))
+    assert PurePosixPath(mount["Target"]) in output.parents
+    assert train.network_mode == "shopflow_default"
+    assert train.auto_remove == "force" and train.mount_tmp_dir is False
+    assert train.do_xcom_push is False
+
+
+def test_docker_volumes_must_hold_the_result_file(project: Path) -> None:
+    # Compose-style named volumes: reports is one of them, so the hand-over works.
+    compose_like = settings_for(
+        "docker",
+        project,
+        docker_mounts=["shopflow_data:/opt/shopflow/data", "shopflow_reports:/opt/shopflow/out"],
+    )
+    train = train_task(compose_like)
+    assert [(m["Type"], m["Source"]) for m in train.mounts] == [
+        ("volume", "shopflow_data"),
+        ("volume", "shopflow_reports"),
+    ]
+    assert build_parser_output(container_args(compose_like, "intent", {})).is_relative_to(
+        "/opt/shopflow/out"
+    )
+    # Without the reports volume the worker would never see the result: refused up front.
+    data_only = settings_for("docker", project, docker_mounts=["shopflow_data:/opt/shopflow/data"])
+    with pytest.raises(ConfigError, match="SHOPFLOW_DOCKER_MOUNTS"):
+        container_args(data_only, "intent", {})
+
+
+def test_reports_outside_the_project_folder_are_refused(project: Path, tmp_path: Path) -> None:
+    settings = settings_for("kubernetes", project)
+    with pytest.raises(ConfigError, match="SHOPFLOW_PROJECT_DIR"):
+        container_args(settings, "intent", {"overrides": [f"paths.reports={tmp_path / 'else'}"]})
+
+
+@pytest.mark.parametrize(("gpus", "requested"), [(2, True), (0, False)])
+def test_docker_gpu_request(project: Path, gpus: int, requested: bool) -> None:
+    requests = train_task(settings_for("docker", project, train_gpus=gpus)).device_requests
+    if requested:
+        [request] = requests
+        assert request["Count"] == gpus and request["Capabilities"] == [["gpu"]]
+    else:
+        assert not requests
+
+
+@pytest.mark.parametrize(("gpus", "requested"), [(1, True), (0, False)])
+def test_pod_spec(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gpus: int, requested: bool
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    settings = settings_for(
+        "kubernetes",
+        project,
+        train_gpus=gpus,
+        k8s_namespace="ml",
+        k8s_secret="shopflow-credentials",
+        k8s_service_account="trainer",
+        k8s_gpu_node_selector={"nvidia.com/gpu.present": "true"},
+        k8s_gpu_tolerations=["nvidia.com/gpu:NoSchedule"],
+    )
+    train = train_task(settings, "recommender")
+    assert train.get_logs is True and train.on_finish_action.value == "delete_pod"
+    args = container_args(settings, "recommender", {})
+    pod = built_pod(train, args, tmp_path)
+    [container] = pod.spec.containers
+    assert container.command + container.args == containers.trainer_argv(args)
+    # The project PVC is mounted where the command runs.
+    assert container.working_dir == "/opt/shopflow"
+    [volume] = pod.spec.volumes
+    assert volume.persistent_volume_claim.claim_name == "shopflow-project"
+    [mount] = container.volume_mounts
+    assert (mount.name, mount.mount_path) == (volume.name, "/opt/shopflow")
+    assert PurePosixPath(mount.mount_path) in build_parser_output(args).parents
+    # Credentials come from the named Secret; only non-secret settings are literal values.
+    assert [e.secret_ref.name for e in container.env_from] == ["shopflow-credentials"]
+    assert {e.name: e.value for e in container.env} == {"MLFLOW_TRACKING_URI": "http://mlflow:5000"}
+    assert pod.spec.service_account_name == "trainer" and pod.metadata.namespace == "ml"
+    if requested:
+        assert container.resources.limits == {"nvidia.com/gpu": "1"}
+        assert pod.spec.node_selector == {"nvidia.com/gpu.present": "true"}
+        [toleration] = pod.spec.tolerations
+        assert (toleration.key, toleration.operator, toleration.effect) == (
+            "nvidia.com/gpu",
+            "Exists",
+            "NoSchedule",
+        )
+    else:
+        assert not (container.resources and container.resources.limits)
+        assert not pod.spec.node_selector and not pod.spec.tolerations
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_no_secret_values_in_the_serialized_dag(
+    project: Path, monkeypatch: pytest.MonkeyPatch, runner: str
+) -> None:
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA-not-a-real-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRET + "-mlflow")
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", "http://minio:9000")
+    dag = orch.build_retrain_dag("intent", settings_for(runner, project, k8s_secret="creds"))
+    text = json.dumps(DagSerialization.to_dict(dag))
+    assert SECRET not in text and "AKIA-not-a-real-id" not in text
+    # The non-secret settings are there, as they would be rendered in the UI.
+    assert "http://minio:9000" in text
+
+
+def test_docker_credentials_are_read_on_the_worker_when_the_task_runs(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for("docker", project, docker_url=f"unix://{tmp_path}/no-docker.sock")
+    train = train_task(settings)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)  # the worker's environment, at run time
+    assert SECRET not in json.dumps(train.environment)
+    # No Docker engine: execute gets as far as connecting, with the credentials loaded.
+    with pytest.raises(Exception, match="Docker"):
+        train.execute({})
+    assert train._private_environment == {"AWS_SECRET_ACCESS_KEY": SECRET}
+    assert "AWS_SECRET_ACCESS_KEY" not in train.environment
+
+
+def test_settings_from_environment(project: Path) -> None:
+    env = {
+        "SHOPFLOW_PROJECT_DIR": str(project),
+        "SHOPFLOW_TRAIN_RUNNER": "kubernetes",
+        "SHOPFLOW_TRAIN_GPUS": "2",
+        "SHOPFLOW_DOCKER_MOUNTS": "/srv/shopflow:/opt/shopflow, models:/opt/shopflow/models",
+        "SHOPFLOW_K8S_GPU_NODE_SELECTOR": "pool=gpu,nvidia.com/gpu.present=true",
+        "SHOPFLOW_K8S_GPU_TOLERATIONS": "nvidia.com/gpu:NoSchedule,dedicated=ml:NoExecute",
+        "SHOPFLOW_K8S_SECRET": "shopflow-credentials",
+    }
+    settings = orch.OrchestrationSettings.from_env(env)
+    assert settings.train_runner == "kubernetes" and settings.train_gpus == 2
+    assert settings.docker_mounts == ["/srv/shopflow:/opt/shopflow", "models:/opt/shopflow/models"]
+    assert settings.k8s_gpu_node_selector == {"pool": "gpu", "nvidia.com/gpu.present": "true"}
+    assert containers.parse_toleration(settings.k8s_gpu_tolerations[1]) == {
+        "key": "dedicated",
+        "operator": "Equal",
+        "value": "ml",
+        "effect": "NoExecute",
+    }
+    defaults = orch.OrchestrationSettings.from_env({"SHOPFLOW_PROJECT_DIR": str(project)})
+    assert defaults.train_runner == "local"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SHOPFLOW_TRAIN_RUNNER", "gpu"),
+        ("SHOPFLOW_TRAIN_GPUS", "-1"),
+        ("SHOPFLOW_DOCKER_MOUNTS", "/srv/shopflow"),
+        ("SHOPFLOW_DOCKER_MOUNTS", "/srv/shopflow:relative/target"),
+        ("SHOPFLOW_K8S_GPU_TOLERATIONS", "nvidia.com/gpu:Sometimes"),
+        ("SHOPFLOW_K8S_GPU_NODE_SELECTOR", "gpu"),
+        ("SHOPFLOW_TRAINER_PROJECT_DIR", "opt/shopflow"),
+    ],
+)
+def test_bad_settings_name_the_variable(project: Path, name: str, value: str) -> None:
+    env = {"SHOPFLOW_PROJECT_DIR": str(project), name: value}
+    with pytest.raises(ConfigError, match=name):
+        orch.OrchestrationSettings.from_env(env)
+
+
+def test_dag_files_import_with_the_kubernetes_runner(
+    repo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    monkeypatch.setenv("SHOPFLOW_TRAIN_RUNNER", "kubernetes")
+    monkeypatch.setenv("SHOPFLOW_TRAIN_QUEUE", "gpu")
+    dagbag = DagBag(dag_folder=str(repo_root / "dags"))
+    assert dagbag.import_errors == {}
+    for dag_id in ("intent_retrain", "recommender_retrain"):
+        train = dagbag.dags[dag_id].get_task("train")
+        assert isinstance(train, KubernetesPodOperator)
+        assert train.queue == "gpu"
+
+
+def test_record_training_from_a_real_result_file(tiny_project: Path) -> None:
+    """The container's side run in-process (same CLI, same project folder, mounted at the same
+    path), then record_training's function on the file it wrote."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from ml import cli, registry
+    from ml.config import load_params
+    from ml.drift import TRAINED_ON_TAG
+
+    settings = orch.OrchestrationSettings(
+        project_dir=tiny_project, train_runner="docker", trainer_project_dir=str(tiny_project)
+    )
+    spec = orch.FAMILIES["intent"]
+    for verb in (["ingest"], ["validate", "--dataset", "utterances"], ["preprocess", "intent"]):
+        orch.run_ml_step(verb, settings, [])
+    ledger = orch.StepLedger(orch.reports_dir(settings, []), spec.dag_id, "manual__container")
+    args = orch.container_train_args(spec, settings, [], ledger)
+    with orch.in_project(settings):
+        assert cli.main(args) == 0  # what the container's `python -m ml` does
+    output = containers.result_file(ledger.folder)
+    written = json.loads(output.read_text())
+
+    recorded = orch.record_container_training(spec, settings, [], ledger)
+    assert recorded["reused"] is False
+    assert recorded["registration"] == written["registration"]
+    assert recorded["registration"]["version"] == "1"
+    dates = recorded["trained_on"]["utterances"]
+    assert len(dates) == 3
+    assert ledger.get("train") == {k: v for k, v in recorded.items() if k != "reused"}
+    assert not output.exists()  # consumed
+    with orch.in_project(settings):
+        client = registry.get_client(load_params(settings.params_file))
+        version = client.get_model_version(written["registration"]["model_name"], "1")
+    assert json.loads(version.tags[TRAINED_ON_TAG]) == {"utterances": dates}
+
+    # Run again in the same DAG run: no second container, the recorded result is handed on.
+    with pytest.raises(AirflowSkipException, match="already finished"):
+        orch.container_train_args(spec, settings, [], ledger)
+    again = orch.record_container_training(spec, settings, [], ledger)
+    assert again["reused"] is True and again["registration"]["version"] == "1"
+
+
+def test_missing_result_file_says_what_to_share(project: Path) -> None:
+    settings = settings_for("kubernetes", project)
+    ledger = orch.StepLedger(project / "out" / "reports", "intent_retrain", "manual__x")
+    with pytest.raises(InputError, match="SHOPFLOW_K8S_PROJECT_PVC"):
+        orch.record_container_training(orch.FAMILIES["intent"], settings, [], ledger)
