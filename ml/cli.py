@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "ml.recommender.cli",
     "ml.gate_cli",
     "ml.drift_cli",
+    "ml.data_versions",
 ]
 
 Handler = Callable[[argparse.Namespace, Any], "dict[str, Any] | None"]

@@ -147,17 +147,6 @@ def registry_status(project: Path) -> None:
         os.chdir(cwd)
 
 
-def push_data_versions(project: Path) -> None:
-    """Store the DVC-tracked outputs in the local remote (when this is a DVC project)."""
-    if os.environ.get("SHOPFLOW_PREPROCESS_MODE") != "dvc":
-        return
-    proc = subprocess.run(
-        [sys.executable, "-m", "dvc", "push"], cwd=project, capture_output=True, text=True
-    )
-    last = (proc.stdout or proc.stderr).strip().splitlines()[-1:] or [""]
-    print(f"\n$ dvc push  (exit {proc.returncode}) {last[0]}")
-
-
 def run_demo(project: Path, *, families: tuple[str, ...] = FAMILIES) -> dict[str, Any]:
     configure_environment(project)
     prepare_airflow()
@@ -199,7 +188,6 @@ def run_demo(project: Path, *, families: tuple[str, ...] = FAMILIES) -> dict[str
 
     _banner("Registry")
     registry_status(project)
-    push_data_versions(project)
     results["seconds"] = round(time.time() - t0)
     print(f"\nDemo finished in {results['seconds']}s. Browse it: scripts/airflow-ui.sh")
     return results

@@ -114,6 +114,12 @@ class OrchestrationSettings(BaseModel):
     # step: call the preprocess step directly; dvc: `dvc repro --single-item <stage>` (records
     # the outputs in dvc.lock and the DVC cache, needs an initialised DVC repo).
     preprocess_mode: str = Field("step", pattern="^(step|dvc)$")
+    # dvc mode only (ml.data_versions): pull the preprocess stage's recorded data from the DVC
+    # remote before preprocessing, push it after training and tag the new model version with
+    # it. auto: when a remote is configured; required: fail without one; off: never.
+    dvc_sync: Literal["auto", "required", "off"] = "auto"
+    # The DVC remote to sync with; unset = DVC's default remote (`dvc remote default`).
+    dvc_remote: str | None = None
     retries: int = Field(2, ge=0)
     retry_delay_s: float = Field(60.0, ge=0)
     max_retry_delay_s: float = Field(1800.0, ge=0)
@@ -416,6 +422,59 @@ def record_container_training(
     )
 
 
+def syncs_data(settings: OrchestrationSettings) -> bool:
+    """Whether the retrain DAGs pull/push data versions (dvc preprocess mode, sync not off)."""
+    return settings.preprocess_mode == "dvc" and settings.dvc_sync != "off"
+
+
+def pull_data_version(spec: FamilySpec, settings: OrchestrationSettings) -> dict[str, Any]:
+    """Before preprocessing: the stage's recorded outputs from the DVC remote (a fresh worker
+    gets the last version back, so an unchanged stage is skipped instead of recomputed)."""
+    from ml.data_versions import pull_stage, resolve_remote
+
+    project = settings.project_dir
+    if resolve_remote(project, settings.dvc_remote) is None:
+        return no_remote(settings, "pull")
+    return pull_stage(project, spec.dvc_stage, settings.dvc_remote)
+
+
+def push_data_version(
+    spec: FamilySpec, settings: OrchestrationSettings, overrides: list[str], train: dict
+) -> dict[str, Any]:
+    """After training: push the data the new version learnt from and tag the version with the
+    stage's dvc.lock entry (``python -m ml restore-data <family> --version N`` pulls it back)."""
+    from ml import registry
+    from ml.config import load_params
+    from ml.data_versions import DATA_VERSION_TAG, push_stage, resolve_remote
+
+    project = settings.project_dir
+    if resolve_remote(project, settings.dvc_remote) is None:
+        return no_remote(settings, "push")
+    result = push_stage(project, spec.dvc_stage, settings.dvc_remote)
+    reg = train.get("registration") or {}
+    if reg.get("version"):
+        with in_project(settings):
+            client = registry.get_client(load_params(settings.params_file, overrides))
+            client.set_model_version_tag(
+                reg["model_name"], str(reg["version"]), DATA_VERSION_TAG, json.dumps(result["lock"])
+            )
+        log.info("%s v%s tagged with its data version", reg["model_name"], reg["version"])
+    outs = {o["path"]: o.get("md5") for o in result["lock"].get("outs", [])}
+    return {"stage": result["stage"], "remote": result["remote"], "outs": outs}
+
+
+def no_remote(settings: OrchestrationSettings, action: str) -> dict[str, Any]:
+    """dvc_sync=auto without a remote: say so and go on; required: stop with the settings."""
+    if settings.dvc_sync == "required":
+        raise ConfigError(
+            f"SHOPFLOW_DVC_SYNC=required but {settings.project_dir} has no DVC remote to "
+            f"{action}: `dvc remote add --local --default <name> s3://bucket/path` there, or set "
+            "SHOPFLOW_DVC_REMOTE"
+        )
+    log.warning("no DVC remote configured: data versions stay in the local DVC cache only")
+    return {"remote": None, "skipped": f"no DVC remote to {action}"}
+
+
 def tag_trained_on(
     spec: FamilySpec, settings: OrchestrationSettings, overrides: list[str], result: dict
 ) -> dict[str, list[str]]:
@@ -494,6 +553,7 @@ def build_summary(
     outcome: dict[str, Any] | None,
     conf: dict[str, Any],
     link: str | None = None,
+    data_version: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     registration = train.get("registration") or {}
     run_id = registration.get("run_id")
@@ -512,6 +572,8 @@ def build_summary(
         "mlflow_run_id": run_id,
         "mlflow_run_link": link,
         "train_reused": train.get("reused", False),
+        # push_data's result in dvc mode: the remote and the hashes of the data it learnt from.
+        "data_version": data_version,
     }
 
 
@@ -524,6 +586,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         + (" (dry run)" if summary["dry_run"] else ""),
         f"  MLflow run: {summary['mlflow_run_link']}",
     ]
+    data = summary.get("data_version") or {}
+    if data.get("outs"):
+        where = f"DVC remote {data['remote']}" if data.get("remote") else "the local DVC cache"
+        for path, md5 in data["outs"].items():
+            lines.append(f"  data: {path} ({md5}) in {where}")
     lines += [f"  {k} = {v:.4f}" for k, v in sorted(summary["metrics"].items())]
     lines += [f"  reason: {r}" for r in summary["reasons"]]
     return "\n".join(lines)
@@ -676,6 +743,15 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
                 return run_dvc_stage(spec.dvc_stage, settings)
             return jsonable(run_ml_step(["preprocess", spec.preprocess], settings, overrides))
 
+        @task(pool=settings.data_pool, **_retry_args(settings))
+        def pull_data() -> dict[str, Any]:
+            return pull_data_version(spec, settings)
+
+        @task(pool=settings.data_pool, **_retry_args(settings))
+        def push_data(train_result: dict[str, Any]) -> dict[str, Any]:
+            _, overrides, _ = _ctx()
+            return push_data_version(spec, settings, overrides, train_result)
+
         @task(**train_opts)
         def train() -> dict[str, Any]:
             _, overrides, ledger = _ctx()
@@ -727,6 +803,7 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
             conf, overrides, ledger = _ctx()
             ti = get_current_context()["ti"]
             outcome = ti.xcom_pull(task_ids="promote") or ti.xcom_pull(task_ids="reject")
+            data_version = ti.xcom_pull(task_ids="push_data") if syncs_data(settings) else None
             result = build_summary(
                 spec,
                 train=train_result,
@@ -737,6 +814,7 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
                 link=mlflow_run_link(
                     settings, overrides, (train_result.get("registration") or {}).get("run_id")
                 ),
+                data_version=data_version,
             )
             log.info("retrain summary\n%s", format_summary(result))
             ledger.put("summary", result)  # also a file: the demo and tests read it
@@ -749,8 +827,14 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
             train_start, t_train = _container_training_tasks(spec, settings, train_opts, _ctx)
         t_eval = evaluate()
         t_gate = gate()
-        t_ingest >> t_validate >> t_pre >> train_start
-        t_train >> t_eval >> t_gate
+        if syncs_data(settings):
+            # ... -> validate -> pull_data -> preprocess -> train -> push_data -> evaluate -> ...
+            t_pull, t_push = pull_data(), push_data(t_train)  # type: ignore[arg-type]
+            t_ingest >> t_validate >> t_pull >> t_pre >> train_start
+            t_train >> t_push >> t_eval >> t_gate
+        else:
+            t_ingest >> t_validate >> t_pre >> train_start
+            t_train >> t_eval >> t_gate
         # TaskFlow passes XComArgs where the functions declare the values they receive.
         branch = decide(t_gate)  # type: ignore[arg-type]
         t_promote, t_reject = promote(t_gate), reject(t_gate)  # type: ignore[arg-type]

@@ -1,0 +1,214 @@
+"""Data versions on the DVC remote: pull before preprocessing, push after training, restore later.
+
+The retrain DAGs preprocess with ``dvc repro --single-item <stage>`` (SHOPFLOW_PREPROCESS_MODE
+=dvc), so dvc.lock and the DVC cache record what each model learnt from. This module moves that
+record to and from the DVC remote (S3, MinIO, a local folder):
+
+* :func:`pull_stage` before preprocessing: ``dvc fetch`` the stage's recorded outputs into the
+  cache (it never touches the workspace), then check out only the outputs the workspace lacks (a
+  fresh worker). Outputs that differ from dvc.lock are left alone: the stage is about to
+  regenerate them, and a forced checkout would delete files nobody cached.
+* :func:`push_stage` after training: ``dvc push`` the stage's outputs and return the stage's
+  dvc.lock entry, which the DAG stores as a tag on the new model version.
+* :func:`restore_stage`: write such an entry back into dvc.lock and ``dvc pull`` it, which brings
+  back the exact bytes a model version was trained on (``python -m ml restore-data``).
+
+Credentials are DVC's own: the environment (AWS_*) or ``.dvc/config.local``, never the repo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from ml.errors import ConfigError, InputError, ShopflowError
+
+if TYPE_CHECKING:
+    from ml.cli import CommandTree
+    from ml.config import Params
+
+log = logging.getLogger(__name__)
+
+# Model-version tag holding the preprocess stage's dvc.lock entry (deps and outs with hashes).
+DATA_VERSION_TAG = "shopflow.dvc_stage_lock"
+# The stage whose outputs a family's model learns from (dvc.yaml).
+STAGE_OF_FAMILY = {"intent": "preprocess_intent", "recommender": "preprocess_recsys"}
+
+
+class DataSyncError(ShopflowError):
+    """``dvc fetch/push/pull`` failed: the remote, its credentials or the cache is not usable."""
+
+    exit_code = 8
+
+
+def _dvc(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    # `python -m ml` inside a stage must be this interpreter (the venv), not whatever is on PATH.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _checked(project: Path, what: str, *args: str) -> str:
+    proc = _dvc(project, *args)
+    output = (proc.stdout + proc.stderr).strip()
+    if proc.returncode != 0:
+        raise DataSyncError(
+            f"`dvc {' '.join(args)}` failed in {project} (exit {proc.returncode}) while {what}:\n"
+            f"{output[-2000:]}"
+        )
+    return output
+
+
+def default_remote(project: Path) -> str | None:
+    """DVC's default remote (``core.remote``), or None when none is configured."""
+    proc = _dvc(project, "remote", "default")
+    name = proc.stdout.strip()
+    return name if proc.returncode == 0 and name else None
+
+
+def remote_names(project: Path) -> list[str]:
+    proc = _dvc(project, "remote", "list")
+    return [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
+
+
+def resolve_remote(project: Path, remote: str | None) -> str | None:
+    """The remote to sync with: ``remote`` if given (it must exist), else DVC's default."""
+    if remote:
+        known = remote_names(project)
+        if remote not in known:
+            raise ConfigError(
+                f"DVC remote {remote!r} (SHOPFLOW_DVC_REMOTE) is not configured in {project}; "
+                f"known remotes: {known or 'none'} (add one with `dvc remote add --local`)"
+            )
+        return remote
+    return default_remote(project)
+
+
+def stage_lock_entry(project: Path, stage: str) -> dict[str, Any]:
+    """The stage's entry in dvc.lock (cmd, deps, params, outs with their hashes)."""
+    lock = project / "dvc.lock"
+    if not lock.is_file():
+        raise InputError(f"{lock} does not exist: run `dvc repro {stage}` first")
+    stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {})
+    if stage not in stages:
+        raise InputError(f"{lock} has no entry for stage {stage!r}: run `dvc repro {stage}`")
+    return dict(stages[stage])
+
+
+def _remote_args(remote: str | None) -> list[str]:
+    return ["--remote", remote] if remote else []
+
+
+def pull_stage(project: Path, stage: str, remote: str | None = None) -> dict[str, Any]:
+    """Fetch the stage's recorded outputs from the remote; check out those the workspace lacks."""
+    remote = resolve_remote(project, remote)
+    if remote is None:
+        log.info("no DVC remote configured in %s: nothing to pull", project)
+        return {"stage": stage, "remote": None, "restored": []}
+    try:
+        outs = [str(o["path"]) for o in stage_lock_entry(project, stage).get("outs", [])]
+    except InputError:
+        log.info("stage %s not in dvc.lock yet (first run): nothing to pull", stage)
+        return {"stage": stage, "remote": remote, "restored": []}
+    fetched = _checked(project, f"fetching {stage}", "fetch", *_remote_args(remote), stage)
+    log.info("dvc fetch %s from %s: %s", stage, remote, fetched.splitlines()[-1:] or "")
+    missing = [out for out in outs if not (project / out).exists()]
+    if missing:
+        _checked(project, f"checking out {missing}", "checkout", *missing)
+    return {"stage": stage, "remote": remote, "restored": missing}
+
+
+def push_stage(project: Path, stage: str, remote: str | None = None) -> dict[str, Any]:
+    """Push the stage's outputs; returns the dvc.lock entry that names exactly what was pushed."""
+    remote = resolve_remote(project, remote)
+    entry = stage_lock_entry(project, stage)
+    if remote is None:
+        raise ConfigError(
+            f"no DVC remote configured in {project}: add one (`dvc remote add --local --default "
+            "<name> s3://bucket/path`) or set SHOPFLOW_DVC_REMOTE"
+        )
+    output = _checked(project, f"pushing {stage}", "push", *_remote_args(remote), stage)
+    log.info("dvc push %s to %s: %s", stage, remote, output.splitlines()[-1:] or "")
+    return {"stage": stage, "remote": remote, "lock": entry}
+
+
+def restore_stage(
+    project: Path, stage: str, entry: dict[str, Any], remote: str | None = None
+) -> dict[str, Any]:
+    """Put ``entry`` into dvc.lock as the stage's record and pull those exact outputs."""
+    lock = project / "dvc.lock"
+    document = yaml.safe_load(lock.read_text(encoding="utf-8")) if lock.is_file() else None
+    document = document or {"schema": "2.0", "stages": {}}
+    document.setdefault("stages", {})[stage] = entry
+    tmp = lock.with_name(".dvc.lock.tmp")
+    tmp.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    tmp.replace(lock)
+    remote = resolve_remote(project, remote)
+    # --force: the workspace copy is replaced by the version asked for (it is in the cache or
+    # on the remote, the state being replaced is usually also recorded there).
+    _checked(project, f"restoring {stage}", "pull", "--force", *_remote_args(remote), stage)
+    outs = [str(o["path"]) for o in entry.get("outs", [])]
+    return {"stage": stage, "remote": remote, "restored": outs}
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _restore_args(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--version", help="model version number")
+    which.add_argument("--alias", default=None, help="model alias (default: champion)")
+    parser.add_argument("--remote", help="DVC remote (default: DVC's default remote)")
+
+
+def _restore(family: str) -> Any:
+    def run(args: argparse.Namespace, params: Params) -> dict[str, Any]:
+        from ml import registry
+
+        client = registry.get_client(params)
+        name = registry.model_name(params, family)
+        if args.version:
+            version = client.get_model_version(name, str(args.version))
+        else:
+            alias = args.alias or registry.CHAMPION
+            found = registry.get_alias(client, name, alias)
+            if found is None:
+                raise InputError(f"{name} has no version with alias {alias!r}")
+            version = found
+        raw = (version.tags or {}).get(DATA_VERSION_TAG)
+        if not raw:
+            raise InputError(
+                f"{name} v{version.version} has no {DATA_VERSION_TAG} tag: it was not trained "
+                "by a retrain DAG in dvc preprocess mode with a DVC remote"
+            )
+        result = restore_stage(Path.cwd(), STAGE_OF_FAMILY[family], json.loads(raw), args.remote)
+        return {"model": name, "version": version.version, **result}
+
+    return run
+
+
+def register(tree: CommandTree) -> None:
+    for family in STAGE_OF_FAMILY:
+        tree.add(
+            "restore-data",
+            _restore(family),
+            family=family,
+            help=f"pull the {family} data a model version was trained on (from the DVC remote)",
+            verb_help="restore a model version's training data from the DVC remote",
+            configure=_restore_args,
+        )

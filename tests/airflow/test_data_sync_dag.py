@@ -1,0 +1,154 @@
+"""A retrain DAG in DVC mode syncs with an S3 remote (moto): every trained version's data can
+be pulled back byte for byte from the version's tag."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.services
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STAGE = "preprocess_intent"
+PROCESSED = Path("data/processed/intent")
+
+
+def digest_tree(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def dvc(project: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def dvc_project(tiny_project: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """tiny_project as a git + DVC repo with the intent preprocess stage and an S3 remote."""
+    import boto3
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = "dvc-retrain-dag"
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=bucket)
+    prefix = f"s3://{bucket}/{tiny_project.parent.name}"
+    subprocess.run(["git", "init", "-q"], cwd=tiny_project, check=True)
+    dvc(tiny_project, "init", "-q")
+    dvc(tiny_project, "remote", "add", "--local", "--default", "s3", prefix)
+    dvc(tiny_project, "remote", "modify", "--local", "s3", "endpointurl", s3_endpoint)
+    stage = {
+        "cmd": "python -m ml preprocess intent",
+        "deps": ["data/validated/utterances"],
+        "params": ["preprocess.intent"],
+        "outs": [str(PROCESSED)],
+    }
+    (tiny_project / "dvc.yaml").write_text(yaml.safe_dump({"stages": {STAGE: stage}}))
+    # DVC records the stage's params, so they must be spelt out in params.yaml.
+    params = yaml.safe_load((tiny_project / "params.yaml").read_text())
+    params["preprocess"] = {"intent": {"lowercase": False}}
+    (tiny_project / "params.yaml").write_text(yaml.safe_dump(params))
+    return tiny_project
+
+
+def test_retrain_in_dvc_mode_pushes_and_tags_the_data_version(
+    dvc_project: Path, airflow_db: Path
+) -> None:
+    from ml.cli import run_step
+    from ml.data_versions import DATA_VERSION_TAG
+    from ml.orchestration import OrchestrationSettings, build_retrain_dag
+
+    settings = OrchestrationSettings(project_dir=dvc_project, retries=0, preprocess_mode="dvc")
+    run = build_retrain_dag("intent", settings).test(run_conf={})
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert str(run.state) == "success", states
+    assert states["pull_data"] == "success" and states["push_data"] == "success"
+    trained_on = digest_tree(dvc_project / PROCESSED)
+    from ml.orchestration import StepLedger, format_summary
+
+    summary = StepLedger(dvc_project / "reports", run.dag_id, run.run_id).get("summary") or {}
+    assert summary["data_version"]["remote"] == "s3"
+    assert f"data: {PROCESSED} (" in format_summary(summary)
+
+    cwd = os.getcwd()
+    os.chdir(dvc_project)
+    try:
+        from ml import registry
+        from ml.config import load_params
+
+        params = load_params("params.yaml")
+        version = registry.get_client(params).get_model_version("intent-classifier", "1")
+        lock = json.loads(version.tags[DATA_VERSION_TAG])
+        assert lock["outs"][0]["path"] == str(PROCESSED)
+
+        # Lose the workspace's data and cache: the version's tag + the remote bring it back.
+        shutil.rmtree(dvc_project / PROCESSED)
+        shutil.rmtree(dvc_project / ".dvc" / "cache")
+        restored = run_step(["restore-data", "intent", "--version", "1"])
+    finally:
+        os.chdir(cwd)
+    assert restored["restored"] == [str(PROCESSED)]
+    assert digest_tree(dvc_project / PROCESSED) == trained_on
+
+
+@pytest.mark.parametrize("family", ["intent", "recommender"])
+def test_sync_tasks_wrap_preprocess_and_training_only_in_dvc_mode(
+    tmp_path: Path, family: str
+) -> None:
+    from ml.orchestration import OrchestrationSettings, build_retrain_dag
+
+    dvc_mode = build_retrain_dag(
+        family, OrchestrationSettings(project_dir=REPO_ROOT, preprocess_mode="dvc")
+    )
+    chain = ["validate", "pull_data", "preprocess", "train", "push_data", "evaluate"]
+    for upstream, downstream in itertools.pairwise(chain):
+        assert dvc_mode.get_task(downstream).upstream_task_ids == {upstream}, downstream
+    for task_id in ("pull_data", "push_data"):
+        assert dvc_mode.get_task(task_id).pool == "dvc"  # DVC locks its repo: one at a time
+
+    for settings in (
+        OrchestrationSettings(project_dir=REPO_ROOT),  # step mode: nothing is versioned
+        OrchestrationSettings(project_dir=REPO_ROOT, preprocess_mode="dvc", dvc_sync="off"),
+    ):
+        dag = build_retrain_dag(family, settings)
+        assert not {"pull_data", "push_data"} & set(dag.task_ids)
+        assert dag.get_task("preprocess").downstream_task_ids == {"train"}
+
+
+def test_required_sync_without_a_remote_names_the_settings(tmp_path: Path) -> None:
+    from ml.errors import ConfigError
+    from ml.orchestration import FAMILIES, OrchestrationSettings, pull_data_version
+
+    project = tmp_path / "project"
+    project.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    dvc(project, "init", "-q")
+    required = OrchestrationSettings(
+        project_dir=project, preprocess_mode="dvc", dvc_sync="required"
+    )
+    with pytest.raises(ConfigError, match=r"SHOPFLOW_DVC_SYNC=required.*SHOPFLOW_DVC_REMOTE"):
+        pull_data_version(FAMILIES["intent"], required)
+    auto = required.model_copy(update={"dvc_sync": "auto"})
+    assert pull_data_version(FAMILIES["intent"], auto)["remote"] is None

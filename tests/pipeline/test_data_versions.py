@@ -1,0 +1,162 @@
+"""Data versions on an S3 DVC remote (moto): pull before preprocessing, push after, restore."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ml.data_versions import (
+    DataSyncError,
+    pull_stage,
+    push_stage,
+    resolve_remote,
+    restore_stage,
+)
+from ml.errors import ConfigError
+
+pytestmark = pytest.mark.services
+
+STAGE = "preprocess_intent"
+OUT = Path("data/processed/intent")
+DVC_YAML = {
+    "stages": {
+        STAGE: {
+            "cmd": "python -m ml preprocess intent",
+            "deps": ["data/validated/utterances"],
+            "params": ["preprocess.intent"],
+            "outs": [str(OUT)],
+        }
+    }
+}
+
+
+def digest_tree(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def dvc(project: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def land_validated_days(project: Path, first_day: int, days: int) -> None:
+    """Synthetic utterance partitions straight into data/validated (validation is tested
+    elsewhere; here only their bytes matter)."""
+    from ml.data.config import GeneratorConfig
+    from ml.data.synthetic import generate_world
+
+    landing = project / "data" / "landing"
+    generate_world(
+        GeneratorConfig(n_items=60, n_users=40, utterances_per_day=150, days=days),
+        landing,
+        first_day=first_day,
+        n_days=days,
+    )
+    target = project / "data" / "validated" / "utterances"
+    shutil.copytree(landing / "utterances", target, dirs_exist_ok=True)
+
+
+@pytest.fixture
+def s3_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def project(tmp_path: Path, s3_endpoint: str, s3_credentials: None) -> Iterator[Path]:
+    """A git + DVC repo with the intent preprocess stage and an S3 default remote on moto."""
+    import boto3
+
+    bucket = f"dvc-{tmp_path.name.lower().replace('_', '-')}"[:60]
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
+        Bucket=bucket
+    )
+    root = tmp_path / "project"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    dvc(root, "init", "-q")
+    dvc(root, "remote", "add", "--local", "--default", "s3", f"s3://{bucket}/shopflow")
+    dvc(root, "remote", "modify", "--local", "s3", "endpointurl", s3_endpoint)
+    (root / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML))
+    (root / "params.yaml").write_text(yaml.safe_dump({"preprocess": {"intent": {}}}))
+    yield root
+
+
+def test_each_pushed_version_is_restored_byte_for_byte_from_the_remote(project: Path) -> None:
+    # Version 1: two days of data.
+    land_validated_days(project, 0, 2)
+    assert pull_stage(project, STAGE)["restored"] == []  # first run: nothing recorded yet
+    dvc(project, "repro", "--single-item", STAGE)
+    first = push_stage(project, STAGE)
+    assert first["remote"] == "s3"
+    v1 = digest_tree(project / OUT)
+    assert {"train.parquet", "val.parquet", "test.parquet"} <= set(v1)
+
+    # Version 2: a third day arrives; the processed data changes.
+    land_validated_days(project, 2, 1)
+    pull_stage(project, STAGE)
+    dvc(project, "repro", "--single-item", STAGE)
+    second = push_stage(project, STAGE)
+    v2 = digest_tree(project / OUT)
+    assert v2 != v1
+    assert first["lock"]["outs"][0]["md5"] != second["lock"]["outs"][0]["md5"]
+
+    # Only the remote has the data now.
+    shutil.rmtree(project / OUT)
+    shutil.rmtree(project / ".dvc" / "cache")
+    restore_stage(project, STAGE, first["lock"])
+    assert digest_tree(project / OUT) == v1
+    restore_stage(project, STAGE, second["lock"])
+    assert digest_tree(project / OUT) == v2
+    assert "didn't change" in dvc(project, "repro", "--single-item", STAGE)
+
+
+def test_pull_restores_missing_outputs_on_a_fresh_worker_and_keeps_changed_ones(
+    project: Path,
+) -> None:
+    land_validated_days(project, 0, 1)
+    dvc(project, "repro", "--single-item", STAGE)
+    push_stage(project, STAGE)
+    pushed = digest_tree(project / OUT)
+
+    # A fresh worker: same checkout and dvc.lock, empty workspace data and cache.
+    shutil.rmtree(project / OUT)
+    shutil.rmtree(project / ".dvc" / "cache")
+    assert pull_stage(project, STAGE)["restored"] == [str(OUT)]
+    assert digest_tree(project / OUT) == pushed
+
+    # A workspace output that differs from dvc.lock is never overwritten by the pull.
+    (project / OUT / "label_map.json").write_text("{}")
+    assert pull_stage(project, STAGE)["restored"] == []
+    assert (project / OUT / "label_map.json").read_text() == "{}"
+
+
+def test_remote_errors_name_the_setting_or_the_remote(project: Path) -> None:
+    with pytest.raises(ConfigError, match="SHOPFLOW_DVC_REMOTE"):
+        resolve_remote(project, "nowhere")
+    land_validated_days(project, 0, 1)
+    dvc(project, "repro", "--single-item", STAGE)
+    dvc(project, "remote", "modify", "--local", "s3", "url", "s3://no-such-bucket/x")
+    with pytest.raises(DataSyncError, match="dvc push --remote s3") as failed:
+        push_stage(project, STAGE)
+    assert "no-such-bucket" in str(failed.value) or "bucket" in str(failed.value).lower()
