@@ -7,7 +7,8 @@ record to and from the DVC remote (S3, MinIO, a local folder):
 * :func:`pull_stage` before preprocessing: ``dvc fetch`` the stage's recorded outputs into the
   cache (it never touches the workspace), then check out only the outputs the workspace lacks (a
   fresh worker). Outputs that differ from dvc.lock are left alone: the stage is about to
-  regenerate them, and a forced checkout would delete files nobody cached.
+  regenerate them, and a forced checkout would delete files nobody cached. A version that
+  dvc.lock names but nobody pushed (a fresh clone's dvc.lock from git) is regenerated too.
 * :func:`push_stage` after training: ``dvc push`` the stage's outputs and return the stage's
   dvc.lock entry, which the DAG stores as a tag on the new model version.
 * :func:`restore_stage`: write such an entry back into dvc.lock and ``dvc pull`` it, which brings
@@ -128,8 +129,20 @@ def pull_stage(project: Path, stage: str, remote: str | None = None) -> dict[str
     fetched = _checked(project, f"fetching {stage}", "fetch", *_remote_args(remote), stage)
     log.info("dvc fetch %s from %s: %s", stage, remote, fetched.splitlines()[-1:] or "")
     missing = [out for out in outs if not (project / out).exists()]
-    if missing:
-        _checked(project, f"checking out {missing}", "checkout", *missing)
+    if not missing:
+        return {"stage": stage, "remote": remote, "restored": []}
+    checkout = _dvc(project, "checkout", *missing)
+    if checkout.returncode != 0:
+        # The version in dvc.lock was never pushed (e.g. a fresh clone whose dvc.lock came from
+        # git): nothing to restore, and the stage is about to regenerate it anyway.
+        log.warning(
+            "%s recorded in dvc.lock but not on DVC remote %s; preprocessing will regenerate "
+            "it:\n%s",
+            ", ".join(missing),
+            remote,
+            (checkout.stdout + checkout.stderr).strip()[-1000:],
+        )
+        return {"stage": stage, "remote": remote, "restored": [], "not_on_remote": missing}
     return {"stage": stage, "remote": remote, "restored": missing}
 
 

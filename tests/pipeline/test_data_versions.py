@@ -151,6 +151,18 @@ def test_pull_restores_missing_outputs_on_a_fresh_worker_and_keeps_changed_ones(
     assert (project / OUT / "label_map.json").read_text() == "{}"
 
 
+def test_pull_of_a_version_nobody_pushed_leaves_it_to_preprocessing(project: Path) -> None:
+    # A fresh clone: dvc.lock (from git) names outputs that were never pushed anywhere.
+    land_validated_days(project, 0, 1)
+    dvc(project, "repro", "--single-item", STAGE)
+    shutil.rmtree(project / OUT)
+    shutil.rmtree(project / ".dvc" / "cache")
+    pulled = pull_stage(project, STAGE)
+    assert pulled["restored"] == [] and pulled["not_on_remote"] == [str(OUT)]
+    assert "Running stage" in dvc(project, "repro", "--single-item", STAGE)
+    assert (project / OUT / "train.parquet").is_file()
+
+
 def test_remote_errors_name_the_setting_or_the_remote(project: Path) -> None:
     with pytest.raises(ConfigError, match="SHOPFLOW_DVC_REMOTE"):
         resolve_remote(project, "nowhere")
