@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "ml.recommender.cli",
     "ml.gate_cli",
     "ml.drift_cli",
+    "ml.preflight",
     "ml.data_versions",
 ]
 

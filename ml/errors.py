@@ -23,3 +23,9 @@ class InputError(ShopflowError):
     """A file or argument handed to a step cannot be used."""
 
     exit_code = 4
+
+
+class StackError(ShopflowError):
+    """A service or its credentials are not usable (tracking server, artifact store, DVC remote)."""
+
+    exit_code = 7

@@ -817,9 +817,8 @@ def _test_inputs(family: str, params: Params) -> tuple[pd.DataFrame, pd.Series |
 def run_gate(family: str, params: Params, client: Any = None) -> dict[str, Any]:
     """Gate the challenger in registration.json against the current champion; write and log the
     reports; tag the challenger's model version. Returns a summary (the decision included)."""
-    import mlflow
-
     from ml import registry
+    from ml.preflight import stack_errors_explained
 
     if family not in FAMILIES:
         raise InputError(f"unknown model family {family!r}; expected one of {FAMILIES}")
@@ -868,14 +867,14 @@ def run_gate(family: str, params: Params, client: Any = None) -> dict[str, Any]:
         batch = pd.DataFrame({"history": histories[: params.gate.latency_rows]})
         # Catalogue coverage needs the top-K lists, which the per-user frame does not keep:
         # both models recommend for the same test users here (a point estimate, no interval).
-        chal_model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        chal_model = registry.load_model(f"models:/{name}/{version}")
         point["challenger"]["coverage"] = catalog_coverage(
             recommend(chal_model, histories, k), len(item_ids)
         )
     else:
         batch = test[["text"]].head(params.gate.latency_rows)
     if champion_mv is not None:
-        champ_model = mlflow.pyfunc.load_model(f"models:/{name}@{registry.CHAMPION}")
+        champ_model = registry.load_model(f"models:/{name}@{registry.CHAMPION}")
         if family == "intent":
             champion_frame = rescore_intent(champ_model, test)
         else:
@@ -884,13 +883,14 @@ def run_gate(family: str, params: Params, client: Any = None) -> dict[str, Any]:
             point["champion"]["coverage"] = catalog_coverage(top_lists, len(item_ids))
             champion_frame = rescore_recommender(top_lists, test, item_ids, challenger)
         if params.gate.latency_rows:
-            chal_model = chal_model or mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+            chal_model = chal_model or registry.load_model(f"models:/{name}/{version}")
             point["champion"]["latency_ms"] = measure_latency(champ_model, batch, call_params)
             point["challenger"]["latency_ms"] = measure_latency(chal_model, batch, call_params)
     decision = decide(challenger, champion_frame, family, fam_cfg, params.gate, point)
     paths = write_reports(decision, params.paths.reports / family, context)
-    for path in paths.values():
-        client.log_artifact(reg["run_id"], path, artifact_path="gate")
+    with stack_errors_explained(f"logging the gate reports to run {reg['run_id']}"):
+        for path in paths.values():
+            client.log_artifact(reg["run_id"], path, artifact_path="gate")
     primary = next(
         (
             e

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ml.errors import InputError, ShopflowError
+from ml.errors import InputError, ShopflowError, StackError
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -86,16 +86,29 @@ def contract_example(family: str) -> tuple[pd.DataFrame, dict[str, Any] | None]:
     return pd.DataFrame({"history": [["unknown-item"], []]}), {"k": 5}
 
 
-def smoke_test(name: str, version: str, family: str) -> dict[str, Any]:
-    """Load the version from the registry and predict its input example (the logged one if any,
-    else a contract example); check the output columns. Raise PromotionError on any failure."""
+def load_model(uri: str) -> Any:
+    """``mlflow.pyfunc.load_model``; an artifact-store failure (keys, endpoint, bucket) becomes
+    a StackError naming the setting to fix instead of a botocore traceback."""
     import mlflow
 
+    from ml.preflight import stack_errors_explained
+
+    with stack_errors_explained(f"{uri} cannot be loaded from the artifact store"):
+        return mlflow.pyfunc.load_model(uri)
+
+
+def smoke_test(name: str, version: str, family: str) -> dict[str, Any]:
+    """Load the version from the registry and predict its input example (the logged one if any,
+    else a contract example); check the output columns. Raise PromotionError on any failure,
+    StackError when the artifact store cannot be used (credentials, endpoint): either way
+    before any alias moves."""
     from ml import schemas
 
     uri = f"models:/{name}/{version}"
     try:
-        model = mlflow.pyfunc.load_model(uri)
+        model = load_model(uri)
+    except StackError as exc:
+        raise StackError(f"{exc} ({name}: champion and previous-champion unchanged)") from exc
     except Exception as exc:  # any load failure (missing artifact, bad pickle) blocks promotion
         raise PromotionError(f"{uri} does not load from the registry: {exc}") from exc
     data, call_params = contract_example(family)

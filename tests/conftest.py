@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 # Service fixtures shared by several test folders (imported to register them).
-from tests.support.services import s3_endpoint  # noqa: F401
+from tests.support.services import s3_auth_endpoint, s3_endpoint  # noqa: F401
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,104 @@ def fresh_postgres_database(prefix: str) -> Iterator[str]:
         with conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.close()
+
+
+@dataclass(frozen=True)
+class S3AuthEndpoint:
+    """A moto S3 server that checks signatures: only ``access_key_id``/``secret_access_key``
+    (an IAM user allowed ``s3:*``) are accepted; the buckets in ``buckets`` exist."""
+
+    url: str
+    access_key_id: str
+    secret_access_key: str
+    buckets: tuple[str, ...]
+
+
+# Buckets created on the auth-mode endpoint before authentication is switched on.
+AUTH_BUCKETS = ("shopflow-mlflow", "shopflow-dvc")
+
+
+@pytest.fixture(scope="session")
+def s3_auth_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3AuthEndpoint]:
+    """A second moto server in IAM auth mode: unknown keys get InvalidAccessKeyId, a wrong
+    secret SignatureDoesNotMatch. The user, its key and the buckets are created while moto
+    still accepts anything; then ``/moto-api/reset-auth 0`` makes every later call authenticate
+    (the same switch as moto_server's INITIAL_NO_AUTH_ACTION_COUNT, without counting calls)."""
+    import json
+    import urllib.request
+
+    import boto3
+
+    moto = shutil.which("moto_server", path=str(VENV_BIN)) or shutil.which("moto_server")
+    if moto is None:
+        raise RuntimeError("moto_server not installed (pip install 'moto[server]')")
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto-auth") / "moto.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=fh, stderr=fh)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url, proc, "moto_server (auth mode)", log, 60)
+        setup = {
+            "endpoint_url": url,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "setup",
+            "aws_secret_access_key": "setup",
+        }
+        iam = boto3.client("iam", **setup)
+        iam.create_user(UserName="shopflow")
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+        }
+        iam.put_user_policy(
+            UserName="shopflow", PolicyName="s3-all", PolicyDocument=json.dumps(policy)
+        )
+        key = iam.create_access_key(UserName="shopflow")["AccessKey"]
+        s3 = boto3.client("s3", **setup)
+        for bucket in AUTH_BUCKETS:
+            s3.create_bucket(Bucket=bucket)
+        # text/plain: with urllib's default form content type moto reads an empty body.
+        request = urllib.request.Request(
+            f"{url}/moto-api/reset-auth",
+            data=b"0",
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+        yield S3AuthEndpoint(url, key["AccessKeyId"], key["SecretAccessKey"], AUTH_BUCKETS)
+    finally:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def mlflow_server_process(
+    backend_store_uri: str, artifact_root: str, env: dict[str, str], log: Path
+) -> Iterator[str]:
+    """A real ``mlflow server`` (one worker, ``--no-serve-artifacts``: clients read and write
+    ``artifact_root`` themselves with their own credentials); yields its URL."""
+    port = free_port()
+    cmd = [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--default-artifact-root",
+        artifact_root,
+        "--no-serve-artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=fh, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/health", proc, "mlflow server", log, 180)
+        yield url
+    finally:
+        stop(proc)
