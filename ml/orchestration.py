@@ -9,8 +9,13 @@ DAGs and how they start each other (data-aware scheduling, no loops)::
     shop_ingest (daily)        ingest -> validate --outlets--> shopflow://validated/<dataset>
     drift_monitor (daily, or   check_<family> -> decide_<family> -> flag_<family>
       on validated data)         --outlet--> shopflow://drift/<family> | no_drift_<family>
-    <family>_retrain (weekly,  ingest -> validate -> preprocess -> train -> evaluate -> gate
-      or on the drift asset)     -> decide -> promote | reject -> summary
+    <family>_retrain (weekly,  preflight -> ingest -> validate [-> pull_data] -> preprocess
+      or on the drift asset)     -> train [-> push_data] -> evaluate -> gate -> decide
+                                 -> promote | reject -> summary
+
+pull_data / push_data exist in dvc preprocess mode (ml.data_versions); with
+SHOPFLOW_TRAIN_RUNNER=docker|kubernetes, train is train_command -> train (container or pod) ->
+record_training (ml.containers).
 
 A retrain DAG's own validate emits no asset (it would re-trigger the monitor, which would
 re-trigger it after a rejected challenger). Each registered version is tagged with the dates it
@@ -120,6 +125,10 @@ class OrchestrationSettings(BaseModel):
     dvc_sync: Literal["auto", "required", "off"] = "auto"
     # The DVC remote to sync with; unset = DVC's default remote (`dvc remote default`).
     dvc_remote: str | None = None
+    # Airflow connection (type aws: login = access key id, password = secret, extra
+    # endpoint_url / region_name) applied to each step's environment (ml.credentials); unset =
+    # the worker's own environment (AWS_*, MLFLOW_S3_ENDPOINT_URL).
+    aws_conn_id: str | None = None
     retries: int = Field(2, ge=0)
     retry_delay_s: float = Field(60.0, ge=0)
     max_retry_delay_s: float = Field(1800.0, ge=0)
@@ -282,8 +291,29 @@ def run_ml_step(
 
     argv = step_argv(verb, settings, overrides)
     log.info("running: python -m ml %s", " ".join(argv))
-    with in_project(settings):
+    with in_project(settings), step_credentials(settings):
         return run_step(argv)
+
+
+def step_credentials(settings: OrchestrationSettings) -> contextlib.AbstractContextManager[Any]:
+    """The Airflow connection SHOPFLOW_AWS_CONN_ID applied to the environment for one step
+    (nothing changes without one: the worker's environment is used as it is)."""
+    from ml.credentials import airflow_aws_credentials
+
+    if not settings.aws_conn_id:
+        return contextlib.nullcontext()
+    return airflow_aws_credentials(settings.aws_conn_id)
+
+
+def preflight_argv(settings: OrchestrationSettings) -> list[str]:
+    """``preflight`` for what a retrain run uses: the tracking and artifact stores, and the
+    DVC remote when the run syncs data with it."""
+    argv = ["preflight", "--check", "mlflow", "--check", "artifacts"]
+    if syncs_data(settings):
+        argv += ["--check", "dvc"]
+        if settings.dvc_remote:
+            argv += ["--dvc-remote", settings.dvc_remote]
+    return argv
 
 
 def run_dvc_stage(stage: str, settings: OrchestrationSettings) -> dict[str, Any]:
@@ -435,7 +465,8 @@ def pull_data_version(spec: FamilySpec, settings: OrchestrationSettings) -> dict
     project = settings.project_dir
     if resolve_remote(project, settings.dvc_remote) is None:
         return no_remote(settings, "pull")
-    return pull_stage(project, spec.dvc_stage, settings.dvc_remote)
+    with step_credentials(settings):
+        return pull_stage(project, spec.dvc_stage, settings.dvc_remote)
 
 
 def push_data_version(
@@ -450,7 +481,8 @@ def push_data_version(
     project = settings.project_dir
     if resolve_remote(project, settings.dvc_remote) is None:
         return no_remote(settings, "push")
-    result = push_stage(project, spec.dvc_stage, settings.dvc_remote)
+    with step_credentials(settings):
+        result = push_stage(project, spec.dvc_stage, settings.dvc_remote)
     reg = train.get("registration") or {}
     if reg.get("version"):
         with in_project(settings):
@@ -717,6 +749,13 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
         render_template_as_native_obj=True,
     )
     def retrain() -> None:
+        # Fail in seconds, naming the setting to fix, when a store or its credentials are not
+        # usable: before any data moves or an hour of training is spent.
+        @task(**_retry_args(settings))
+        def preflight() -> dict[str, Any]:
+            _, overrides, _ = _ctx()
+            return jsonable(run_ml_step(preflight_argv(settings), settings, overrides))
+
         @task(pool=settings.data_pool)
         def ingest() -> dict[str, Any]:
             conf, overrides, ledger = _ctx()
@@ -821,6 +860,7 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
             return result
 
         t_ingest, t_validate, t_pre = ingest(), validate(), preprocess()
+        preflight() >> t_ingest
         if settings.train_runner == "local":
             train_start = t_train = train()
         else:  # train_command -> train (container or pod) -> record_training

@@ -28,7 +28,7 @@ def test_dag_files_import_without_errors(dagbag: Any) -> None:
 @pytest.mark.parametrize("dag_id", RETRAIN)
 def test_retrain_wiring(dagbag: Any, dag_id: str) -> None:
     dag = dagbag.dags[dag_id]
-    chain = ["ingest", "validate", "preprocess", "train", "evaluate", "gate", "decide"]
+    chain = ["preflight", "ingest", "validate", "preprocess", "train", "evaluate", "gate", "decide"]
     for upstream, downstream in itertools.pairwise(chain):
         assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
     assert dag.get_task("decide").downstream_task_ids == {"promote", "reject"}
@@ -46,7 +46,7 @@ def test_retrain_defaults(dagbag: Any, dag_id: str) -> None:
         assert dag.get_task(task_id).pool == "dvc", task_id
     # Data problems are not transient: no retry on validation.
     assert dag.get_task("validate").retries == 0
-    for task_id in ("train", "evaluate"):
+    for task_id in ("preflight", "train", "evaluate"):
         task = dag.get_task(task_id)
         assert task.retries == 2
         assert task.retry_exponential_backoff == 2.0
