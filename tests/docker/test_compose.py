@@ -94,7 +94,22 @@ def test_gpu_worker_reserves_a_gpu_and_serves_the_train_queue(compose: dict[str,
     assert "--queues gpu" in gpu["command"]
     env_example = (DOCKER / ".env.example").read_text()
     assert re.search(r"^SHOPFLOW_TRAIN_QUEUE=gpu$", env_example, re.M)
-    assert "--queues default" in compose["services"]["airflow-worker"]["command"]
+    assert "celery worker --queues default" in " ".join(
+        compose["services"]["airflow-worker"]["command"]
+    )
+
+
+def test_the_worker_running_dvc_tasks_has_the_remote(compose: dict[str, Any]) -> None:
+    """pull_data / preprocess / push_data run on the default-queue worker: its own checkout
+    must know the S3 remote (.dvc/config.local is per container), and sync is required."""
+    worker = compose["services"]["airflow-worker"]
+    script = " ".join(worker["command"])
+    assert "dvc remote add --local --force --default s3" in script
+    assert "endpointurl" in script
+    assert script.index("dvc remote add") < script.index("exec airflow celery worker")
+    env = env_of(worker)
+    assert env["SHOPFLOW_PREPROCESS_MODE"] == "dvc" and env["SHOPFLOW_DVC_SYNC"] == "required"
+    assert env["DVC_REMOTE_URL"].startswith("s3://")
 
 
 def test_every_variable_the_compose_file_needs_is_in_env_example(compose: dict[str, Any]) -> None:
