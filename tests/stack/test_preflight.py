@@ -3,10 +3,14 @@ passes, and the CLI exits 7 with the message on stderr."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -192,6 +196,61 @@ def test_unreachable_tracking_server_names_the_uri_setting(aws: Aws, tmp_path: P
     params = Params.model_validate({"mlflow": {"tracking_uri": nowhere}})
     (from_params,) = run_checks(params, ["mlflow"])
     assert from_params.failed and "fix mlflow.tracking_uri in params.yaml" in from_params.message
+
+
+class AuthWall(BaseHTTPRequestHandler):
+    """A tracking server behind basic auth (as with `mlflow server --app-name basic-auth`):
+    401 without the right user/password, 403 for a known user without READ."""
+
+    seen: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        header = self.headers.get("Authorization")
+        AuthWall.seen.append(header)
+        allowed = "Basic " + base64.b64encode(b"reader:right").decode()
+        no_read = "Basic " + base64.b64encode(b"writer-only:right").decode()
+        status = 200 if header == allowed else 403 if header == no_read else 401
+        body = b'{"error_code": "RESOURCE_DOES_NOT_EXIST"}' if status == 200 else b"denied"
+        self.send_response(404 if status == 200 else status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_tracking_server_auth_failures_name_the_mlflow_credentials(
+    aws: Aws, tmp_path: Path
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), AuthWall)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    params = Params.model_validate({"mlflow": {"tracking_uri": url}})
+    try:
+        aws(MLFLOW_TRACKING_USERNAME=None, MLFLOW_TRACKING_PASSWORD=None)
+        (none_set,) = run_checks(params, ["mlflow"])
+        assert none_set.failed and "HTTP 401" in none_set.message
+        assert "none are set: set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD" in (
+            none_set.message
+        )
+
+        aws(MLFLOW_TRACKING_USERNAME="reader", MLFLOW_TRACKING_PASSWORD="wrong")
+        (rejected,) = run_checks(params, ["mlflow"])
+        assert rejected.failed
+        assert "rejected MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD" in rejected.message
+
+        aws(MLFLOW_TRACKING_USERNAME="writer-only", MLFLOW_TRACKING_PASSWORD="right")
+        (forbidden,) = run_checks(params, ["mlflow"])
+        assert forbidden.failed and "HTTP 403" in forbidden.message
+
+        aws(MLFLOW_TRACKING_USERNAME="reader", MLFLOW_TRACKING_PASSWORD="right")
+        (good,) = run_checks(params, ["mlflow"])
+        assert good.status == "ok", good.message
+    finally:
+        server.shutdown()
+    # The check really sent MLflow's credentials (none the first time).
+    assert AuthWall.seen[0] is None and all(AuthWall.seen[1:])
 
 
 def test_sqlite_store_in_an_unusable_folder(aws: Aws, tmp_path: Path) -> None:
