@@ -6,27 +6,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from tests.support.dvc import init_intent_dvc_project
 from tests.support.services import S3AuthEndpoint
 
 pytestmark = pytest.mark.services
 
 CONN_ID = "shop_s3"
-
-
-def dvc(project: Path, *args: str) -> None:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.fixture
@@ -50,21 +40,7 @@ def project(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tiny_project.parent / "no-aws-keys"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    subprocess.run(["git", "init", "-q"], cwd=tiny_project, check=True)
-    dvc(tiny_project, "init", "-q")
-    remote = f"s3://shopflow-dvc/{tiny_project.parent.name}"
-    dvc(tiny_project, "remote", "add", "--local", "--default", "s3", remote)
-    stage = {
-        "cmd": "python -m ml preprocess intent",
-        "deps": ["data/validated/utterances"],
-        "params": ["preprocess.intent"],
-        "outs": ["data/processed/intent"],
-    }
-    (tiny_project / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"preprocess_intent": stage}}))
-    params = yaml.safe_load((tiny_project / "params.yaml").read_text())
-    params["preprocess"] = {"intent": {"lowercase": False}}
-    (tiny_project / "params.yaml").write_text(yaml.safe_dump(params))
-    return tiny_project
+    return init_intent_dvc_project(tiny_project, f"s3://shopflow-dvc/{tiny_project.parent.name}")
 
 
 def set_connection(monkeypatch: pytest.MonkeyPatch, s3: S3AuthEndpoint, secret: str) -> None:

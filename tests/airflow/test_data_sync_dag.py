@@ -3,40 +3,21 @@ be pulled back byte for byte from the version's tag."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.support.dvc import INTENT_OUT, digest_tree, dvc, init_intent_dvc_project
 
 pytestmark = pytest.mark.services
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STAGE = "preprocess_intent"
-PROCESSED = Path("data/processed/intent")
-
-
-def digest_tree(root: Path) -> dict[str, str]:
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-def dvc(project: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+PROCESSED = INTENT_OUT
 
 
 @pytest.fixture
@@ -55,21 +36,7 @@ def dvc_project(tiny_project: Path, s3_endpoint: str, monkeypatch: pytest.Monkey
     if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=bucket)
     prefix = f"s3://{bucket}/{tiny_project.parent.name}"
-    subprocess.run(["git", "init", "-q"], cwd=tiny_project, check=True)
-    dvc(tiny_project, "init", "-q")
-    dvc(tiny_project, "remote", "add", "--local", "--default", "s3", prefix)
-    dvc(tiny_project, "remote", "modify", "--local", "s3", "endpointurl", s3_endpoint)
-    stage = {
-        "cmd": "python -m ml preprocess intent",
-        "deps": ["data/validated/utterances"],
-        "params": ["preprocess.intent"],
-        "outs": [str(PROCESSED)],
-    }
-    (tiny_project / "dvc.yaml").write_text(yaml.safe_dump({"stages": {STAGE: stage}}))
-    # DVC records the stage's params, so they must be spelt out in params.yaml.
-    params = yaml.safe_load((tiny_project / "params.yaml").read_text())
-    params["preprocess"] = {"intent": {"lowercase": False}}
-    (tiny_project / "params.yaml").write_text(yaml.safe_dump(params))
+    init_intent_dvc_project(tiny_project, prefix, s3_endpoint)
     return tiny_project
 
 

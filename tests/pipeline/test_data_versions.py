@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ml.data_versions import (
     DataSyncError,
@@ -21,38 +16,18 @@ from ml.data_versions import (
     restore_stage,
 )
 from ml.errors import ConfigError
+from tests.support.dvc import (
+    INTENT_OUT,
+    INTENT_STAGE,
+    digest_tree,
+    dvc,
+    init_intent_dvc_project,
+)
 
 pytestmark = pytest.mark.services
 
-STAGE = "preprocess_intent"
-OUT = Path("data/processed/intent")
-DVC_YAML = {
-    "stages": {
-        STAGE: {
-            "cmd": "python -m ml preprocess intent",
-            "deps": ["data/validated/utterances"],
-            "params": ["preprocess.intent"],
-            "outs": [str(OUT)],
-        }
-    }
-}
-
-
-def digest_tree(root: Path) -> dict[str, str]:
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-def dvc(project: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+STAGE = INTENT_STAGE
+OUT = INTENT_OUT
 
 
 def land_validated_days(project: Path, first_day: int, days: int) -> None:
@@ -91,14 +66,7 @@ def project(tmp_path: Path, s3_endpoint: str, s3_credentials: None) -> Iterator[
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
         Bucket=bucket
     )
-    root = tmp_path / "project"
-    root.mkdir()
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    dvc(root, "init", "-q")
-    dvc(root, "remote", "add", "--local", "--default", "s3", f"s3://{bucket}/shopflow")
-    dvc(root, "remote", "modify", "--local", "s3", "endpointurl", s3_endpoint)
-    (root / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML))
-    (root / "params.yaml").write_text(yaml.safe_dump({"preprocess": {"intent": {}}}))
+    root = init_intent_dvc_project(tmp_path / "project", f"s3://{bucket}/shopflow", s3_endpoint)
     yield root
 
 
