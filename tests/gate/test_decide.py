@@ -10,7 +10,8 @@ import pytest
 
 from ml.config import FamilyGateConfig, GateConfig, MetricRule
 from ml.errors import InputError
-from ml.gate import _resample_weights, _Side, decide, mcnemar, write_reports
+from ml.gate import _resample_weights, _Side, decide, mcnemar
+from ml.gate_reports import write_reports
 
 LABELS = ["track_order", "get_refund", "cancel_order", "payment_issue"]
 CFG = GateConfig(bootstrap_resamples=1000, seed=1)
