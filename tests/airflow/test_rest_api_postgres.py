@@ -5,8 +5,10 @@ must then start drift_monitor (data-aware scheduling)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -149,7 +151,13 @@ def airflow_services(
     for args in (*servers, ["dag-processor"], *workers):
         log = (home / f"{args[0]}.log").open("w")
         logs.append(log)
-        procs.append(subprocess.Popen([airflow, *args], env=env, stdout=log, stderr=log))
+        # Own process group: the celery worker forks children (pool, log server) that would
+        # outlive a terminate() of the parent alone.
+        procs.append(
+            subprocess.Popen(
+                [airflow, *args], env=env, stdout=log, stderr=log, start_new_session=True
+            )
+        )
     api = Api(f"http://127.0.0.1:{port}")
     try:
         _wait("the api-server", lambda: api.call("GET", "/api/v2/version")[0] in (200, 401, 403),
@@ -159,12 +167,15 @@ def airflow_services(
         yield api
     finally:
         for proc in procs:
-            proc.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
         for proc in procs:
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            with contextlib.suppress(ProcessLookupError):  # children left behind
+                os.killpg(proc.pid, signal.SIGKILL)
         for log in logs:
             log.close()
         for name in ("api-server", "scheduler", "dag-processor", *(["celery"] if celery else [])):
