@@ -4,8 +4,6 @@ with a PostgreSQL backend store and artifacts on a moto S3 endpoint; toy contrac
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.services import free_port, fresh_postgres_database, stop, wait_http
+from tests.support.services import fresh_postgres_database, mlflow_server_process
 
 TOY_MODELS = Path(__file__).parent / "toy_models"
-VENV_BIN = Path(sys.executable).parent
 INTENT_EXAMPLE = {"text": ["where is my order"]}
 
 
@@ -39,38 +36,19 @@ def mlflow_server(
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    port = free_port()
     log = tmp_path_factory.mktemp("mlflow-server") / "server.log"
-    cmd = [
-        str(VENV_BIN / "mlflow"),
-        "server",
-        "--backend-store-uri",
-        postgres_db,
-        "--default-artifact-root",
-        "s3://shopflow-mlflow/artifacts",
-        "--no-serve-artifacts",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=fh, env=env)
-    url = f"http://127.0.0.1:{port}"
     saved = {k: os.environ.get(k) for k in env if k.startswith(("AWS_", "MLFLOW_S3"))}
-    try:
-        wait_http(f"{url}/health", proc, "mlflow server", log, 180)
+    with mlflow_server_process(postgres_db, "s3://shopflow-mlflow/artifacts", env, log) as url:
+        # This process is a client too: it writes the artifacts to the bucket itself.
         os.environ.update({k: env[k] for k in saved})
-        yield url
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        stop(proc)
+        try:
+            yield url
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 @pytest.fixture(params=["sqlite", pytest.param("server", marks=pytest.mark.services)])
