@@ -50,7 +50,8 @@ class DataSyncError(ShopflowError):
     exit_code = 8
 
 
-def _dvc(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_dvc(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``dvc <args>`` in ``project`` with this interpreter; the output is captured."""
     env = dict(os.environ)
     # `python -m ml` inside a stage must be this interpreter (the venv), not whatever is on PATH.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -65,7 +66,7 @@ def _dvc(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _checked(project: Path, what: str, *args: str) -> str:
-    proc = _dvc(project, *args)
+    proc = run_dvc(project, *args)
     output = (proc.stdout + proc.stderr).strip()
     if proc.returncode != 0:
         raise DataSyncError(
@@ -77,13 +78,13 @@ def _checked(project: Path, what: str, *args: str) -> str:
 
 def default_remote(project: Path) -> str | None:
     """DVC's default remote (``core.remote``), or None when none is configured."""
-    proc = _dvc(project, "remote", "default")
+    proc = run_dvc(project, "remote", "default")
     name = proc.stdout.strip()
     return name if proc.returncode == 0 and name else None
 
 
 def remote_names(project: Path) -> list[str]:
-    proc = _dvc(project, "remote", "list")
+    proc = run_dvc(project, "remote", "list")
     return [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
 
 
@@ -131,7 +132,7 @@ def pull_stage(project: Path, stage: str, remote: str | None = None) -> dict[str
     missing = [out for out in outs if not (project / out).exists()]
     if not missing:
         return {"stage": stage, "remote": remote, "restored": []}
-    checkout = _dvc(project, "checkout", *missing)
+    checkout = run_dvc(project, "checkout", *missing)
     if checkout.returncode != 0:
         # The version in dvc.lock was never pushed (e.g. a fresh clone whose dvc.lock came from
         # git): nothing to restore, and the stage is about to regenerate it anyway.

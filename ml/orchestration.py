@@ -36,8 +36,6 @@ import json
 import logging
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -319,17 +317,9 @@ def preflight_argv(settings: OrchestrationSettings) -> list[str]:
 def run_dvc_stage(stage: str, settings: OrchestrationSettings) -> dict[str, Any]:
     """``dvc repro --single-item <stage>``: DVC runs the same ``python -m ml`` command and
     records its outputs. Overrides cannot be passed this way (DVC reads params.yaml only)."""
-    env = dict(os.environ)
-    # The stage's `python -m ml` must be this interpreter (the venv), not whatever is on PATH.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    proc = subprocess.run(
-        [sys.executable, "-m", "dvc", "repro", "--single-item", stage],
-        cwd=settings.project_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    from ml.data_versions import run_dvc
+
+    proc = run_dvc(settings.project_dir, "repro", "--single-item", stage)
     log.info("dvc repro %s:\n%s", stage, proc.stdout[-4000:])
     if proc.returncode != 0:
         raise ConfigError(

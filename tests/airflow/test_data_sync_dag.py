@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.dvc import INTENT_OUT, digest_tree, dvc, init_intent_dvc_project
+from tests.support.services import use_dummy_s3_keys
 
 pytestmark = pytest.mark.services
 
@@ -25,12 +26,7 @@ def dvc_project(tiny_project: Path, s3_endpoint: str, monkeypatch: pytest.Monkey
     """tiny_project as a git + DVC repo with the intent preprocess stage and an S3 remote."""
     import boto3
 
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_dummy_s3_keys(monkeypatch)
     bucket = "dvc-retrain-dag"
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:

@@ -23,6 +23,7 @@ from tests.support.dvc import (
     dvc,
     init_intent_dvc_project,
 )
+from tests.support.services import use_dummy_s3_keys
 
 pytestmark = pytest.mark.services
 
@@ -49,12 +50,7 @@ def land_validated_days(project: Path, first_day: int, days: int) -> None:
 
 @pytest.fixture
 def s3_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_dummy_s3_keys(monkeypatch)
 
 
 @pytest.fixture

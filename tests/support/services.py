@@ -53,9 +53,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A moto S3 server on a free port with bucket ``shopflow-mlflow``; dummy credentials."""
+@contextlib.contextmanager
+def moto_server(tmp_path_factory: pytest.TempPathFactory, what: str) -> Iterator[str]:
+    """A moto S3 server on a free loopback port, stopped afterwards; yields its URL."""
     moto = shutil.which("moto_server", path=str(VENV_BIN)) or shutil.which("moto_server")
     if moto is None:
         raise RuntimeError("moto_server not installed (pip install 'moto[server]')")
@@ -65,7 +65,26 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=fh, stderr=fh)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(url, proc, "moto_server", log, 60)
+        wait_http(url, proc, what, log, 60)
+        yield url
+    finally:
+        stop(proc)
+
+
+def use_dummy_s3_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys for the plain moto server (it accepts any), in the environment for one test."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto S3 server on a free port with bucket ``shopflow-mlflow``; dummy credentials."""
+    with moto_server(tmp_path_factory, "moto_server") as url:
         import boto3
 
         boto3.client(
@@ -76,8 +95,6 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             aws_secret_access_key="test",
         ).create_bucket(Bucket="shopflow-mlflow")
         yield url
-    finally:
-        stop(proc)
 
 
 @contextlib.contextmanager
@@ -129,16 +146,7 @@ def s3_auth_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Aut
 
     import boto3
 
-    moto = shutil.which("moto_server", path=str(VENV_BIN)) or shutil.which("moto_server")
-    if moto is None:
-        raise RuntimeError("moto_server not installed (pip install 'moto[server]')")
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto-auth") / "moto.log"
-    with log.open("wb") as fh:
-        proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=fh, stderr=fh)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url, proc, "moto_server (auth mode)", log, 60)
+    with moto_server(tmp_path_factory, "moto_server (auth mode)") as url:
         setup = {
             "endpoint_url": url,
             "region_name": "us-east-1",
@@ -168,8 +176,6 @@ def s3_auth_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Aut
         with urllib.request.urlopen(request, timeout=10):
             pass
         yield S3AuthEndpoint(url, key["AccessKeyId"], key["SecretAccessKey"], AUTH_BUCKETS)
-    finally:
-        stop(proc)
 
 
 @contextlib.contextmanager
