@@ -129,6 +129,32 @@ def test_no_connection_id_keeps_the_environment(monkeypatch: pytest.MonkeyPatch)
         assert os.environ["AWS_ACCESS_KEY_ID"] == "worker-key"
 
 
+def set_shop_s3_connection(
+    monkeypatch: pytest.MonkeyPatch, s3: S3AuthEndpoint, secret: str
+) -> None:
+    """The Airflow connection ``shop_s3`` (an AIRFLOW_CONN_ variable) for the auth-mode
+    endpoint, with the given secret."""
+    connection = {
+        "conn_type": "aws",
+        "login": s3.access_key_id,
+        "password": secret,
+        "extra": {"endpoint_url": s3.url, "region_name": "us-east-1"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SHOP_S3", json.dumps(connection))
+
+
+def s3_artifact_params(tmp_path: Path) -> Params:
+    """A sqlite tracking store whose artifacts go to the auth-mode bucket."""
+    return Params.model_validate(
+        {
+            "mlflow": {
+                "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+                "artifact_location": "s3://shopflow-mlflow/artifacts",
+            }
+        }
+    )
+
+
 @pytest.mark.services
 def test_connection_keys_reach_mlflow_and_dvc_clients(
     aws: Aws,
@@ -139,25 +165,8 @@ def test_connection_keys_reach_mlflow_and_dvc_clients(
     """The worker's own keys are wrong; the connection's keys and endpoint make preflight
     pass, and s3fs (DVC's S3 client) finds the endpoint through AWS_ENDPOINT_URL_S3."""
     aws(AWS_SECRET_ACCESS_KEY=WRONG_SECRET, MLFLOW_S3_ENDPOINT_URL=None)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SHOP_S3",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": s3_auth_endpoint.access_key_id,
-                "password": s3_auth_endpoint.secret_access_key,
-                "extra": {"endpoint_url": s3_auth_endpoint.url, "region_name": "us-east-1"},
-            }
-        ),
-    )
-    params = Params.model_validate(
-        {
-            "mlflow": {
-                "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-                "artifact_location": "s3://shopflow-mlflow/artifacts",
-            }
-        }
-    )
+    set_shop_s3_connection(monkeypatch, s3_auth_endpoint, s3_auth_endpoint.secret_access_key)
+    params = s3_artifact_params(tmp_path)
     with airflow_aws_credentials("shop_s3"):
         (inside,) = run_checks(params, ["artifacts"])
         import s3fs
@@ -173,25 +182,8 @@ def test_connection_keys_reach_mlflow_and_dvc_clients(
 def test_wrong_connection_secret_is_blamed_on_the_connection(
     aws: Aws, s3_auth_endpoint: S3AuthEndpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SHOP_S3",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": s3_auth_endpoint.access_key_id,
-                "password": WRONG_SECRET,
-                "extra": {"endpoint_url": s3_auth_endpoint.url},
-            }
-        ),
-    )
-    params = Params.model_validate(
-        {
-            "mlflow": {
-                "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-                "artifact_location": "s3://shopflow-mlflow/artifacts",
-            }
-        }
-    )
+    set_shop_s3_connection(monkeypatch, s3_auth_endpoint, WRONG_SECRET)
+    params = s3_artifact_params(tmp_path)
     with airflow_aws_credentials("shop_s3"):
         (result,) = run_checks(params, ["artifacts"])
     assert result.failed
