@@ -75,7 +75,7 @@ class MetricRule(StrictModel):
     Metrics: intent ``accuracy``, ``macro_f1``, ``ece``, ``mean_confidence``; recommender the mean
     of any numeric per-user column (``ndcg@10``, ``recall@20``, ``mrr``...); side metrics the
     gate measures itself, point estimates only: ``latency_ms``, recommender catalogue
-    ``coverage``.
+    ``coverage@10`` (share of the catalogue in anyone's top 10).
     """
 
     metric: str
@@ -98,6 +98,16 @@ class MetricRule(StrictModel):
         return self.min_abs_change is not None or self.min_rel_change is not None
 
 
+class BehaviourGateConfig(StrictModel):
+    """Behavioural checks (CheckList-style suites in expectations/behaviour/) in the gate."""
+
+    enabled: bool = True
+    # Reject a challenger that fails more cases than the champion by more than this.
+    max_extra_failures: int = Field(2, ge=0)
+    # A suite file other than the family's expectations/behaviour/<family>.yaml.
+    suite: str | None = None
+
+
 class FamilyGateConfig(StrictModel):
     """Gate rules of one model family; no primary (or one without thresholds) never promotes."""
 
@@ -108,14 +118,13 @@ class FamilyGateConfig(StrictModel):
     slices: dict[str, MetricRule] = Field(default_factory=dict)
     # Slices with fewer rows are reported but not judged (too noisy to block a release).
     min_slice_rows: int = Field(30, ge=1)
+    behaviour: BehaviourGateConfig = Field(default_factory=BehaviourGateConfig)
 
 
 class GateConfig(StrictModel):
     bootstrap_resamples: int = Field(2000, ge=1000)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     seed: int = 0
-    # Equal-width confidence bins for the expected calibration error.
-    ece_bins: int = Field(15, ge=2)
     # Rows per timed batch when measuring latency_ms (0 = do not measure).
     latency_rows: int = Field(256, ge=0)
     intent: FamilyGateConfig = Field(default_factory=FamilyGateConfig)

@@ -21,19 +21,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from ml.errors import InputError
+from ml.core.families import get_family
+from ml.core.metrics import (
+    centroid_cosine_distance,
+    distribution,
+    ks_statistic,
+    total_variation,
+    weighted_mean,
+)
+from ml.registry import TRAINED_ON_TAG
 
 if TYPE_CHECKING:
     from ml.config import Params
 
 log = logging.getLogger(__name__)
 
-TRAINED_ON_TAG = "shopflow.trained_on"
-FAMILY_DATASETS = {"intent": ("utterances",), "recommender": ("catalog", "events")}
 DRIFT_EXPERIMENT = "drift-monitor"
 
 
@@ -69,34 +74,6 @@ class PartitionSelection:
 # --------------------------------------------------------------------------- statistics
 
 
-def distribution(values: pd.Series) -> pd.Series:
-    counts = values.astype(str).value_counts()
-    return counts / counts.sum()
-
-
-def total_variation(p: pd.Series, q: pd.Series) -> float:
-    """Half the L1 distance between two categorical distributions (0 = same, 1 = disjoint)."""
-    keys = p.index.union(q.index)
-    return float(0.5 * np.abs(p.reindex(keys, fill_value=0) - q.reindex(keys, fill_value=0)).sum())
-
-
-def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
-    """Largest gap between the two empirical CDFs (two-sample Kolmogorov-Smirnov statistic)."""
-    if len(a) == 0 or len(b) == 0:
-        return 0.0
-    grid = np.union1d(a, b)
-    cdf_a = np.searchsorted(np.sort(a), grid, side="right") / len(a)
-    cdf_b = np.searchsorted(np.sort(b), grid, side="right") / len(b)
-    return float(np.max(np.abs(cdf_a - cdf_b)))
-
-
-def centroid_cosine_distance(ref: np.ndarray, cur: np.ndarray) -> float:
-    """1 - cosine similarity of the mean embeddings: how far the typical utterance moved."""
-    a, b = ref.mean(axis=0), cur.mean(axis=0)
-    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return 0.0 if denom == 0 else float(1.0 - np.dot(a, b) / denom)
-
-
 def _sample_texts(texts: pd.Series, n: int, seed: int) -> list[str]:
     if len(texts) > n:
         texts = texts.sample(n=n, random_state=seed)
@@ -128,6 +105,29 @@ def intent_signals(
         "centroid_cosine": centroid_cosine_distance(ref_vec, cur_vec),
         "mean_length_reference": float(ref_len.mean()) if len(ref_len) else 0.0,
         "mean_length_current": float(cur_len.mean()) if len(cur_len) else 0.0,
+    }
+
+
+def champion_confidence(
+    params: Params, reference: pd.DataFrame, current: pd.DataFrame, sample: int
+) -> dict[str, float]:
+    """The champion's mean top-class confidence on reference vs new utterances, scored by the
+    intent scorer the gate uses (reported; a drop says the champion is less sure on new data)."""
+    from ml import registry
+    from ml.intent.scoring import score_intent_model
+
+    name = registry.model_name(params, "intent")
+    model = registry.load_model(f"models:/{name}@{registry.CHAMPION}")
+    n = min(sample, len(reference), len(current))
+    conf = {}
+    for which, frame, seed in (("reference", reference, params.seed), ("current", current, 1)):
+        texts = pd.DataFrame({"text": _sample_texts(frame["text"], n, params.seed + seed)})
+        scored = score_intent_model(model, texts)
+        conf[which] = float(weighted_mean(scored["confidence"].to_numpy()))
+    return {
+        "champion_confidence_reference": conf["reference"],
+        "champion_confidence_current": conf["current"],
+        "champion_confidence_drop": conf["reference"] - conf["current"],
     }
 
 
@@ -203,7 +203,7 @@ def select_partitions(
     """Reference and current dates per dataset of ``family`` (see the module docstring)."""
     reference: dict[str, list[str]] = {}
     current: dict[str, list[str]] = {}
-    for ds in FAMILY_DATASETS[family]:
+    for ds in get_family(family).datasets:
         validated = sorted(dated_partitions(params.paths.validated, ds))
         landing = sorted(dated_partitions(params.paths.landing, ds))
         if trained_on is not None:
@@ -242,10 +242,7 @@ def check_drift(
     use_champion: bool = True,
 ) -> dict[str, Any]:
     """Compute the family's drift signals and decide; writes ``<reports>/drift/<family>.json``."""
-    if family not in FAMILY_DATASETS:
-        raise InputError(
-            f"unknown model family {family!r}; expected one of {list(FAMILY_DATASETS)}"
-        )
+    get_family(family)  # one line naming the known families when unknown
     thresholds = thresholds or DriftThresholds()
     trained_on = champion_trained_on(params, family) if use_champion else None
     selection = select_partitions(params, family, trained_on, recent_days)
@@ -260,7 +257,7 @@ def check_drift(
     }
     missing = [
         ds
-        for ds in FAMILY_DATASETS[family]
+        for ds in get_family(family).datasets
         if not selection.reference[ds] or not selection.current[ds]
     ]
     if missing:
@@ -272,6 +269,8 @@ def check_drift(
         result["signals"] = intent_signals(
             ref, cur, model_path=model_path, sample=sample, seed=params.seed
         )
+        if use_champion and trained_on is not None:
+            result["signals"].update(champion_confidence(params, ref, cur, sample))
     else:
         ref, cur = _frames(params, selection, "events")
         cat_ref, cat_cur = _frames(params, selection, "catalog")
@@ -296,10 +295,10 @@ def log_drift_to_mlflow(params: Params, result: dict[str, Any]) -> str:
     """One run per check in the ``drift-monitor`` experiment; returns the run id."""
     import mlflow
 
-    from ml.tracking import configure_mlflow
+    from ml.tracking import configure_mlflow, step_run
 
     configure_mlflow(params.mlflow, DRIFT_EXPERIMENT)
-    with mlflow.start_run(run_name=f"drift-{result['family']}") as run:
+    with step_run(result["family"], "drift") as run:
         mlflow.set_tags(
             {
                 "family": result["family"],

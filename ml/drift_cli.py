@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from ml.core.families import FAMILY_NAMES
 from ml.errors import ConfigError
 
 if TYPE_CHECKING:
     from ml.cli import CommandTree
     from ml.config import Params
 
-FAMILIES = ("intent", "recommender")
+FAMILIES = FAMILY_NAMES
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:

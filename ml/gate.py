@@ -1,108 +1,47 @@
 """Offline A/B gate: is the challenger better than the champion on the same frozen test data?
 
-The decision (:func:`decide`) is a pure function of two paired evaluation frames and the family's
-:class:`~ml.config.FamilyGateConfig`; :func:`run_gate` does the I/O around it (registration.json,
-re-scoring the champion from the registry, reports, MLflow logging and tags).
+Both sides are measured by the same code: each model is loaded from the registry
+(``models:/<name>/<version>`` and ``models:/<name>@champion``) and scored by its family's one
+scoring function (:mod:`ml.core.families`: ``ml.intent.scoring`` / ``ml.recommender.scoring``,
+which ``evaluate`` uses too); every metric comes from :mod:`ml.core.metrics`. Gating a model
+against itself therefore gives exactly zero on every metric and slice.
+
+The decision (:func:`decide`) is a pure function of the two paired evaluation frames, the
+behavioural-check reports and the family's :class:`~ml.config.FamilyGateConfig`;
+:func:`run_gate` does the I/O around it (registry loads, reports, MLflow logging and tags).
 
 Statistics: a paired bootstrap over rows (examples for intent, users for the recommender). Each
-resample is a vector of row counts, so every metric is a weighted sum and a whole chunk of
-resamples is one matrix product (vectorised numpy, no Python loop per resample).
+resample is a vector of row counts, so every metric is the same weighted function as its point
+estimate and a whole chunk of resamples is one matrix product (:mod:`ml.core.stats`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from ml.core import metrics as m
+from ml.core.families import Family, get_family
+from ml.core.stats import percentile_interval, resample_weights
 from ml.errors import InputError
-from ml.gate_reports import write_reports
+from ml.gate_decision import Estimate, GateDecision, RuleResult
+from ml.registry import TRAINED_ON_TAG, read_registration
 
 if TYPE_CHECKING:
     from ml.config import FamilyGateConfig, GateConfig, MetricRule, Params
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("intent", "recommender")
-KEY_COLUMN = {"intent": "example_id", "recommender": "user_idx"}
-EVAL_FILE = {"intent": "predictions.parquet", "recommender": "per_user.parquet"}
 INTENT_METRICS = ("accuracy", "macro_f1", "ece", "mean_confidence")
-# Side metrics measured outside the frames (no interval: one timing per model).
-POINT_METRICS = ("latency_ms", "coverage")
-RECOMMENDER_METRIC_PREFIXES = ("recall@", "ndcg@", "hit@", "precision@", "mrr")
+INTENT_COLUMNS = ("label", "predicted", "confidence", "correct", "raw_correct")
 DECISIONS = ("promote", "reject", "keep_champion")
 _EPS = 1e-12
-
-
-# ----------------------------------------------------------------------------- data classes
-
-
-@dataclass
-class Estimate:
-    """One metric on one slice: both values, the improvement and its bootstrap interval.
-
-    ``improvement`` is challenger - champion, sign-flipped when lower is better, so positive is
-    always good; ``rel_*`` divide it by |champion|.
-    """
-
-    metric: str
-    slice: str
-    n_rows: int
-    challenger: float
-    champion: float | None = None
-    improvement: float | None = None
-    low: float | None = None
-    high: float | None = None
-    rel: float | None = None
-    rel_low: float | None = None
-    rel_high: float | None = None
-    higher_is_better: bool = True
-    # bootstrap: low/high are a paired-bootstrap interval; point: a single measurement
-    # (latency, coverage), low/high repeat the point value so change rules can still be applied.
-    kind: str = "bootstrap"
-
-
-@dataclass
-class RuleResult:
-    """Outcome of one configured rule; ``passed`` is None when the rule was not judged."""
-
-    role: str  # primary | guardrail | slice
-    metric: str
-    slice: str
-    passed: bool | None
-    checks: list[str] = field(default_factory=list)
-
-
-@dataclass
-class GateDecision:
-    family: str
-    decision: str
-    first_run: bool
-    tie: bool
-    reasons: list[str]
-    rules: list[RuleResult]
-    estimates: list[Estimate]
-    n_rows: int
-    confidence: float
-    resamples: int
-    mcnemar: dict[str, float] | None = None
-
-    @property
-    def promote(self) -> bool:
-        return self.decision == "promote"
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["promote"] = self.promote
-        return data
 
 
 # ----------------------------------------------------------------------------- pairing
@@ -112,7 +51,8 @@ def pair_frames(
     challenger: pd.DataFrame, champion: pd.DataFrame, family: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Align two evaluation frames row by row on the family key; refuse anything not paired."""
-    key = KEY_COLUMN[family]
+    fam = get_family(family)
+    key = fam.key_column
     for name, frame in (("challenger", challenger), ("champion", champion)):
         if key not in frame.columns:
             raise InputError(
@@ -129,7 +69,7 @@ def pair_frames(
         )
     chal = challenger.sort_values(key).reset_index(drop=True)
     champ = champion.sort_values(key).reset_index(drop=True)
-    truth = "label" if family == "intent" else "target"
+    truth = fam.truth_column
     if truth in chal.columns and truth in champ.columns:
         differs = int((chal[truth].astype(str) != champ[truth].astype(str)).sum())
         if differs:
@@ -156,32 +96,29 @@ def slice_mask(frame: pd.DataFrame, spec: str) -> np.ndarray:
 
 
 class _Side:
-    """One model's per-row arrays, from which any metric is a function of row weights W (B, n)."""
+    """One model's per-row arrays; any metric is a function of row weights W (B, n), computed
+    by :mod:`ml.core.metrics` exactly as ``evaluate`` computes the point value."""
 
-    def __init__(self, frame: pd.DataFrame, family: str, classes: list[str], ece_bins: int):
+    ARRAYS = ("correct", "raw_correct", "confidence", "label_code", "pred_code")
+
+    def __init__(self, frame: pd.DataFrame, family: str, classes: list[str]):
         self.family = family
         self.frame = frame
         self.n = len(frame)
+        self.n_classes = max(len(classes), 1)
         if family == "intent":
             index = {c: i for i, c in enumerate(classes)}
-            label = frame["label"].astype(str).map(index).to_numpy()
-            pred = frame["predicted"].astype(str).map(index).to_numpy()
-            eye = np.eye(len(classes), dtype=np.float64)
+            self.label_code = frame["label"].astype(str).map(index).to_numpy(dtype=np.int64)
+            self.pred_code = frame["predicted"].astype(str).map(index).to_numpy(dtype=np.int64)
             self.correct = frame["correct"].astype(float).to_numpy()
+            self.raw_correct = frame["raw_correct"].astype(float).to_numpy()
             self.confidence = frame["confidence"].astype(float).to_numpy()
-            self.label_hot = eye[label]
-            self.pred_hot = eye[pred]
-            self.tp_hot = self.label_hot * self.correct[:, None]
-            bins = np.clip((self.confidence * ece_bins).astype(int), 0, ece_bins - 1)
-            bin_hot = np.eye(ece_bins)[bins]
-            # ECE = sum over bins |sum(conf) - sum(correct)| / n: both sums are weighted sums.
-            self.bin_gap = bin_hot * (self.confidence - self.correct)[:, None]
 
     def subset(self, mask: np.ndarray) -> _Side:
         other = object.__new__(_Side)
-        other.family, other.n = self.family, int(mask.sum())
+        other.family, other.n, other.n_classes = self.family, int(mask.sum()), self.n_classes
         other.frame = self.frame.loc[mask].reset_index(drop=True)
-        for name in ("correct", "confidence", "label_hot", "pred_hot", "tp_hot", "bin_gap"):
+        for name in self.ARRAYS:
             if hasattr(self, name):
                 setattr(other, name, getattr(self, name)[mask])
         return other
@@ -190,62 +127,35 @@ class _Side:
         """Metrics reported for every gate run (rules may name any numeric column besides)."""
         if self.family == "intent":
             return list(INTENT_METRICS)
-        return [c for c in self.frame.columns if c.startswith(RECOMMENDER_METRIC_PREFIXES)]
+        return [c for c in self.frame.columns if m.is_ranking_metric(c)]
 
     def computable(self, metric: str) -> bool:
         if metric in self.available():
             return True
         column = self.frame.get(metric)
         return (
-            self.family == "recommender"
-            and column is not None
-            and pd.api.types.is_numeric_dtype(column)
+            self.family != "intent" and column is not None and pd.api.types.is_numeric_dtype(column)
         )
 
     def values(self, metric: str, weights: np.ndarray) -> np.ndarray:
         """The metric under each row of ``weights`` (B, n) -> (B,); nan for an empty resample."""
-        total = weights.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if self.family == "intent":
-                if metric == "accuracy":
-                    return weights @ self.correct / total
-                if metric == "mean_confidence":
-                    return weights @ self.confidence / total
-                if metric == "ece":
-                    return np.abs(weights @ self.bin_gap).sum(axis=1) / total
-                if metric == "macro_f1":
-                    tp = weights @ self.tp_hot
-                    denom = weights @ self.label_hot + weights @ self.pred_hot
-                    f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), np.nan)
-                    # Average over the classes present in truth or predictions (as sklearn does).
-                    present = np.isfinite(f1)
-                    return np.where(
-                        present.any(axis=1),
-                        np.nansum(f1, axis=1) / np.maximum(present.sum(axis=1), 1),
-                        np.nan,
+        if self.family == "intent":
+            if metric == "accuracy":
+                return np.asarray(m.accuracy(self.correct, weights))
+            if metric == "mean_confidence":
+                return np.asarray(m.weighted_mean(self.confidence, weights))
+            if metric == "ece":
+                return np.asarray(
+                    m.expected_calibration_error(
+                        self.confidence, self.raw_correct, m.ECE_BINS, weights
                     )
-            column = self.frame[metric].astype(float).fillna(0.0).to_numpy()
-            return weights @ column / total
-
-
-def _resample_weights(n: int, resamples: int, seed: int, chunk: int = 256) -> Iterator[np.ndarray]:
-    """Bootstrap row counts, ``chunk`` resamples at a time, built with one bincount per chunk."""
-    rng = np.random.default_rng(seed)
-    done = 0
-    while done < resamples:
-        size = min(chunk, resamples - done)
-        idx = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
-        yield np.bincount(idx.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
-        done += size
-
-
-def _interval(samples: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0:
-        return None, None
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(finite, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+                )
+            if metric == "macro_f1":
+                return np.asarray(
+                    m.macro_f1(self.label_code, self.pred_code, self.n_classes, weights)
+                )
+        column = self.frame[metric].astype(float).fillna(0.0).to_numpy()
+        return np.asarray(m.weighted_mean(column, weights))
 
 
 def mcnemar(challenger_correct: np.ndarray, champion_correct: np.ndarray) -> dict[str, float]:
@@ -269,12 +179,18 @@ def mcnemar(challenger_correct: np.ndarray, champion_correct: np.ndarray) -> dic
 # ----------------------------------------------------------------------------- decision
 
 
-def _wanted(fam: FamilyGateConfig, available: list[str]) -> list[tuple[str, str]]:
-    """(slice, metric) pairs to estimate: every overall metric for the report, plus ruled ones."""
-    pairs = [("all", m) for m in available]
+def _wanted(
+    fam: FamilyGateConfig, available: list[str], report_slices: list[str]
+) -> list[tuple[str, str]]:
+    """(slice, metric) pairs to estimate: every overall metric, the primary on each report
+    slice, plus every ruled pair."""
+    pairs = [("all", metric) for metric in available]
     rules = ([fam.primary] if fam.primary else []) + list(fam.guardrails)
     pairs += [("all", r.metric) for r in rules]
-    pairs += [(s, r.metric) for s, r in fam.slices.items()]
+    headline = fam.primary.metric if fam.primary else (available[0] if available else None)
+    if headline:
+        pairs += [(spec, headline) for spec in report_slices]
+    pairs += [(spec, r.metric) for spec, r in fam.slices.items()]
     return list(dict.fromkeys(pairs))
 
 
@@ -287,8 +203,8 @@ def _estimate(
     cfg: GateConfig,
     point: dict[str, dict[str, float]],
 ) -> Estimate | None:
-    if metric in POINT_METRICS:
-        if metric not in point.get("challenger", {}):
+    if metric in point.get("challenger", {}) or metric in point.get("champion", {}):
+        if metric not in point.get("challenger", {}) or slice_name != "all":
             return None
         value = point["challenger"][metric]
         est = Estimate(metric, slice_name, chal.n, value, higher_is_better=higher, kind="point")
@@ -312,14 +228,14 @@ def _estimate(
     est.improvement = sign * (est.challenger - est.champion)
     est.rel = est.improvement / abs(est.champion) if abs(est.champion) > _EPS else None
     diffs, rels = [], []
-    for weights in _resample_weights(chal.n, cfg.bootstrap_resamples, cfg.seed):
+    for weights in resample_weights(chal.n, cfg.bootstrap_resamples, cfg.seed):
         a, b = chal.values(metric, weights), champ.values(metric, weights)
         diffs.append(sign * (a - b))
         with np.errstate(invalid="ignore", divide="ignore"):
             rels.append(sign * (a - b) / np.abs(b))
-    est.low, est.high = _interval(np.concatenate(diffs), cfg.confidence)
+    est.low, est.high = percentile_interval(np.concatenate(diffs), cfg.confidence)
     if est.rel is not None:
-        est.rel_low, est.rel_high = _interval(np.concatenate(rels), cfg.confidence)
+        est.rel_low, est.rel_high = percentile_interval(np.concatenate(rels), cfg.confidence)
     return est
 
 
@@ -397,15 +313,16 @@ def decide(
     fam: FamilyGateConfig,
     cfg: GateConfig,
     point_metrics: dict[str, dict[str, float]] | None = None,
+    behaviour: dict[str, Any] | None = None,
 ) -> GateDecision:
     """The gate decision on two evaluation frames (champion None = first run). Pure: no I/O.
 
     Promote only if the primary's interval lower bound clears its change threshold and every
-    guardrail and judged slice passes; no thresholds -> never; first run -> value thresholds
-    only; a tie on the primary keeps the champion.
+    guardrail, judged slice and the behavioural comparison passes; no thresholds -> never;
+    first run -> value thresholds only; a tie on the primary keeps the champion.
+    ``behaviour`` is :func:`behaviour_outcome`'s dict (None: not run).
     """
-    if family not in FAMILIES:
-        raise InputError(f"unknown model family {family!r}; expected one of {FAMILIES}")
+    get_family(family)
     point = point_metrics or {}
     first_run = champion is None
     if champion is not None:
@@ -413,13 +330,13 @@ def decide(
     classes: list[str] = []
     if family == "intent":
         frames = [challenger] + ([champion] if champion is not None else [])
-        for column in ("label", "predicted", "confidence", "correct"):
+        for column in INTENT_COLUMNS:
             for frame in frames:
                 if column not in frame.columns:
                     raise InputError(f"intent evaluation frame lacks column {column!r}")
         classes = sorted({str(v) for f in frames for c in ("label", "predicted") for v in f[c]})
-    chal_side = _Side(challenger, family, classes, cfg.ece_bins)
-    champ_side = None if champion is None else _Side(champion, family, classes, cfg.ece_bins)
+    chal_side = _Side(challenger, family, classes)
+    champ_side = None if champion is None else _Side(champion, family, classes)
 
     rule_for: dict[tuple[str, str], MetricRule] = {}
     if fam.primary:
@@ -431,7 +348,15 @@ def decide(
 
     estimates: dict[tuple[str, str], Estimate | None] = {}
     sides: dict[str, tuple[_Side, _Side | None]] = {"all": (chal_side, champ_side)}
-    for spec, metric in _wanted(fam, chal_side.available()):
+    report_slices = [
+        spec
+        for spec in get_family(family).report_slices
+        if (spec.split("=", 1)[0] if "=" in spec else spec) in challenger.columns
+    ]
+    available = chal_side.available() + [
+        metric for metric in point.get("challenger", {}) if metric not in chal_side.available()
+    ]
+    for spec, metric in _wanted(fam, available, report_slices):
         if spec not in sides:
             mask = slice_mask(challenger, spec)
             sides[spec] = (chal_side.subset(mask), champ_side.subset(mask) if champ_side else None)
@@ -476,6 +401,12 @@ def decide(
             )
             continue
         rules.append(_judge(rule, estimates[(spec, rule.metric)], "slice", spec, first_run, False))
+    if behaviour is not None:
+        rules.append(
+            RuleResult(
+                "behaviour", "behavioural checks", "all", behaviour["passed"], behaviour["checks"]
+            )
+        )
 
     tie = False
     primary_est = estimates.get(("all", fam.primary.metric)) if fam.primary else None
@@ -532,97 +463,11 @@ def decide(
         confidence=cfg.confidence,
         resamples=cfg.bootstrap_resamples,
         mcnemar=mc,
+        behaviour=behaviour,
     )
 
 
 # ----------------------------------------------------------------------------- I/O wrapper
-
-
-def read_registration(models_dir: Path, family: str) -> dict[str, Any]:
-    """The challenger the training step registered: ``<models>/<family>/registration.json``."""
-    path = models_dir / family / "registration.json"
-    if not path.is_file():
-        raise InputError(f"{path}: no registration.json; run `python -m ml train {family}` first")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    missing = {"run_id", "version", "model_name"} - set(data)
-    if missing:
-        raise InputError(f"{path}: missing keys {sorted(missing)}")
-    return data
-
-
-def _metrics_from_ranks(ranks: np.ndarray, ks: tuple[int, ...]) -> pd.DataFrame:
-    """Per-user metrics from 1-based ranks (inf = absent); the recommender's own when present."""
-    try:
-        from ml.recommender.metrics import metrics_from_ranks
-    except ImportError:
-        ranks = np.asarray(ranks, dtype=float)
-        out = {"rank": ranks}
-        for k in ks:
-            out[f"recall@{k}"] = (ranks <= k).astype(float)
-            out[f"ndcg@{k}"] = np.where(ranks <= k, 1.0 / np.log2(ranks + 1.0), 0.0)
-        out["mrr"] = np.where(np.isfinite(ranks), 1.0 / ranks, 0.0)
-        return pd.DataFrame(out)
-    return metrics_from_ranks(ranks, ks=ks)
-
-
-def rescore_intent(model: Any, test: pd.DataFrame) -> pd.DataFrame:
-    """Champion predictions on the frozen intent test split, in the evaluation step's layout."""
-    out = model.predict(test[["text"]].reset_index(drop=True))
-    predicted = out["label"].astype(str).to_numpy()
-    return pd.DataFrame(
-        {
-            "example_id": test["example_id"].to_numpy(),
-            "label": test["label"].astype(str).to_numpy(),
-            "predicted": predicted,
-            "confidence": out["confidence"].astype(float).to_numpy(),
-            "correct": predicted == test["label"].astype(str).to_numpy(),
-        }
-    )
-
-
-def recommender_ranks(items: list[list[str]], targets: list[str]) -> np.ndarray:
-    """1-based rank of each target in its top-K list; inf when absent."""
-    ranks = np.full(len(targets), np.inf)
-    for i, (top, target) in enumerate(zip(items, targets, strict=True)):
-        top = list(top)
-        if target in top:
-            ranks[i] = top.index(target) + 1
-    return ranks
-
-
-def recommend(model: Any, histories: list[list[str]], k: int) -> list[list[str]]:
-    """Top-``k`` item_ids per history through the recommender pyfunc contract."""
-    out = model.predict(pd.DataFrame({"history": histories}), params={"k": k})
-    return [[str(i) for i in top] for top in out["items"]]
-
-
-def catalog_coverage(top_lists: list[list[str]], n_items: int) -> float:
-    """Share of the catalogue that appears in at least one user's top-K."""
-    return len({i for top in top_lists for i in top}) / max(n_items, 1)
-
-
-def rescore_recommender(
-    top_lists: list[list[str]],
-    test: pd.DataFrame,
-    item_ids: pd.Series,
-    challenger: pd.DataFrame,
-) -> pd.DataFrame:
-    """Per-user metrics of the champion's top-K lists on the frozen test users; slice columns
-    come from the challenger's frame (they describe users, not models), so slices match."""
-    lookup = item_ids.to_numpy()
-    targets = [str(lookup[t]) for t in test["target"]]
-    ranks = recommender_ranks(top_lists, targets)
-    # Same cut-offs as the challenger's frame, so every metric it has exists for the champion.
-    cutoffs = {
-        int(c.split("@")[1]) for c in challenger.columns if c.startswith(("recall@", "ndcg@"))
-    }
-    ks = tuple(sorted(cutoffs or {10, 20}))
-    frame = pd.DataFrame(
-        {"user_idx": test["user_idx"].to_numpy(), "target": test["target"].to_numpy()}
-    )
-    frame = pd.concat([frame, _metrics_from_ranks(ranks, ks).reset_index(drop=True)], axis=1)
-    slice_cols = [c for c in challenger.columns if c not in frame.columns]
-    return frame.merge(challenger[["user_idx", *slice_cols]], on="user_idx", how="left")
 
 
 def measure_latency(model: Any, batch: pd.DataFrame, params: dict[str, Any] | None) -> float:
@@ -636,53 +481,153 @@ def measure_latency(model: Any, batch: pd.DataFrame, params: dict[str, Any] | No
     return 1000.0 * best / max(len(batch), 1)
 
 
-def _test_inputs(family: str, params: Params) -> tuple[pd.DataFrame, pd.Series | None]:
-    processed = params.paths.processed
-    if family == "intent":
-        path = processed / "intent" / "test.parquet"
-        if not path.is_file():
-            raise InputError(f"{path}: frozen intent test split missing; run preprocess")
-        return pd.read_parquet(path), None
-    test_path, items_path = (
-        processed / "recsys" / "test.parquet",
-        processed / "recsys" / "items.parquet",
+def latency_batch(fam: Family, test: Any, rows: int) -> tuple[pd.DataFrame, dict[str, Any] | None]:
+    """A batch in the registered-model input contract, from the frozen test data."""
+    if fam.name == "intent":
+        return test[["text"]].head(rows).reset_index(drop=True), None
+    ids = test.items["item_id"].astype(str).to_numpy()
+    histories = [[str(ids[i]) for i in h] for h in test.test["history"].head(rows)]
+    return pd.DataFrame({"history": histories}), {"k": 10}
+
+
+def point_metrics(fam: Family, frame: pd.DataFrame, test: Any) -> dict[str, float]:
+    """Per-model numbers without a per-row form (no interval): catalogue coverage of top lists."""
+    if fam.name != "recommender" or "top" not in frame:
+        return {}
+    from ml.recommender.scoring import TOP_COLUMN
+
+    top = np.stack(frame[TOP_COLUMN].to_numpy()) if len(frame) else np.zeros((0, m.TOP_N))
+    return {f"coverage@{top.shape[1]}": m.catalog_coverage(top, test.n_items)}
+
+
+def champion_slices(
+    fam: Family, frames: list[pd.DataFrame], champion_mv: Any, champion_model: Any, test: Any
+) -> list[str]:
+    """Slices defined by what the champion never saw; added to every frame. Returns notes.
+
+    intent ``new_data``: texts first seen in a partition the champion was not trained on (its
+    ``shopflow.trained_on`` tag). recommender ``new_item_target``: the held-out item is not in
+    the champion's catalogue (a product launched since)."""
+    import json
+
+    notes: list[str] = []
+    if fam.name == "intent":
+        raw = (champion_mv.tags or {}).get(TRAINED_ON_TAG)
+        if not raw or "first_seen" not in frames[0]:
+            notes.append("slice new_data: unknown (no trained_on tag on the champion or no dates)")
+            return notes
+        seen = {str(d) for dates in json.loads(raw).values() for d in dates}
+        for frame in frames:
+            frame["new_data"] = ~frame["first_seen"].astype(str).isin(seen)
+        return notes
+    from ml.recommender.scoring import as_recommender
+
+    rec = as_recommender(champion_model)
+    if rec is None:
+        notes.append("slice new_item_target: unknown (the champion exposes no catalogue)")
+        return notes
+    known = set(rec.item_ids)
+    ids = test.items["item_id"].astype(str).to_numpy()
+    for frame in frames:
+        frame["new_item_target"] = [ids[t] not in known for t in frame["target"]]
+    return notes
+
+
+def suite_file(path: str) -> Path:
+    """A suite path as configured: relative to the project folder, else to this checkout."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.is_file():
+        return candidate
+    return Path(__file__).resolve().parents[1] / path
+
+
+def behaviour_report(fam: Family, suite_path: str, model: Any, test: Any, params: Params) -> Any:
+    """One model through the family's behavioural suite (:mod:`ml.behaviour`)."""
+    from ml import behaviour
+
+    suite = behaviour.load_suite(suite_file(suite_path))
+    if fam.name == "intent":
+        from ml.intent.data import load_labels
+        from ml.intent.scoring import predict_texts
+
+        def predict(texts: list[str]) -> list[str]:
+            return predict_texts(model, texts)["label"].astype(str).tolist()
+
+        return behaviour.run_intent_suite(
+            suite,  # type: ignore[arg-type]
+            predict,
+            known_labels=load_labels(params.paths.processed),
+            oos_label=params.intent.oos_label,
+        )
+    from ml.recommender.features import item_texts
+    from ml.recommender.scoring import unwrap
+
+    ids = test.items["item_id"].astype(str).to_numpy()
+    histories = [[str(ids[i]) for i in h] for h in test.test["history"]]
+    item_text = dict(zip(ids, item_texts(test.items), strict=True))
+    return behaviour.run_recommender_suite(
+        suite,  # type: ignore[arg-type]
+        unwrap(model),
+        histories,
+        item_text,
     )
-    for path in (test_path, items_path):
-        if not path.is_file():
-            raise InputError(f"{path}: recommender test data missing; run preprocess")
-    items = pd.read_parquet(items_path).sort_values("item_idx")
-    return pd.read_parquet(test_path), items["item_id"].reset_index(drop=True)
+
+
+def run_behaviour(
+    fam: Family,
+    params: Params,
+    test: Any,
+    challenger_model: Any,
+    champion_model: Any | None,
+) -> dict[str, Any] | None:
+    """Both models through the family's behavioural suite and the comparison rule."""
+    from ml.behaviour import compare_behaviour
+
+    rule = getattr(params.gate, fam.name).behaviour
+    if not rule.enabled:
+        return None
+    suite_path = rule.suite or fam.behaviour_suite
+    chal = behaviour_report(fam, suite_path, challenger_model, test, params)
+    champ = (
+        behaviour_report(fam, suite_path, champion_model, test, params)
+        if champion_model is not None
+        else None
+    )
+    passed, lines = compare_behaviour(chal, champ, rule.max_extra_failures)
+    # The summary line says PASS/FAIL itself; a failing comparison's case lines are reasons too.
+    tag = "PASS" if passed else "FAIL"
+    checks = [line if line.startswith(("PASS", "FAIL")) else f"{tag} {line}" for line in lines]
+    return {
+        "suite": str(suite_path),
+        "max_extra_failures": rule.max_extra_failures,
+        "passed": passed,
+        "checks": checks,
+        "challenger": chal.to_dict(),
+        "champion": champ.to_dict() if champ is not None else None,
+        "_reports": (chal, champ),
+    }
 
 
 def run_gate(family: str, params: Params, client: Any = None) -> dict[str, Any]:
-    """Gate the challenger in registration.json against the current champion; write and log the
-    reports; tag the challenger's model version. Returns a summary (the decision included)."""
+    """Gate the challenger in registration.json against the current champion: load both from
+    the registry, score both with the family's scorer, run the behavioural checks, decide;
+    write and log the reports; tag the challenger's model version. Returns a summary."""
     from ml import registry
+    from ml.gate_reports import write_reports
     from ml.preflight import stack_errors_explained
 
-    if family not in FAMILIES:
-        raise InputError(f"unknown model family {family!r}; expected one of {FAMILIES}")
+    fam = get_family(family)
     reg = read_registration(params.paths.models, family)
-    eval_path = params.paths.reports / family / EVAL_FILE[family]
-    if not eval_path.is_file():
-        raise InputError(
-            f"{eval_path}: challenger evaluation missing; run `python -m ml evaluate "
-            f"{family}` first"
-        )
-    challenger = pd.read_parquet(eval_path)
     client = client or registry.get_client(params)
     name = str(reg["model_name"])
     version = str(reg["version"])
     champion_mv = registry.get_alias(client, name, registry.CHAMPION)
-    fam_cfg = getattr(params.gate, family)
     context: dict[str, Any] = {
         "model": name,
         "challenger_version": version,
         "challenger_run": reg["run_id"],
         "champion_version": str(champion_mv.version) if champion_mv else None,
     }
-    point: dict[str, dict[str, float]] = {"challenger": {}, "champion": {}}
-    champion_frame = None
     if champion_mv is not None and str(champion_mv.version) == version:
         # A re-run after promotion: nothing to compare, and nothing to fail a DAG over.
         return {
@@ -696,38 +641,32 @@ def run_gate(family: str, params: Params, client: Any = None) -> dict[str, Any]:
             "reasons": [f"v{version} is already the champion; nothing to gate"],
             "reports": {},
         }
-    test, item_ids = _test_inputs(family, params)
-    k = params.recommender.top_k
-    call_params = {"k": k} if family == "recommender" else None
-    chal_model = None
-    if family == "recommender":
-        assert item_ids is not None
-        lookup = item_ids.to_numpy()
-        histories = [[str(lookup[i]) for i in h] for h in test["history"]]
-        batch = pd.DataFrame({"history": histories[: params.gate.latency_rows]})
-        # Catalogue coverage needs the top-K lists, which the per-user frame does not keep:
-        # both models recommend for the same test users here (a point estimate, no interval).
-        chal_model = registry.load_model(f"models:/{name}/{version}")
-        point["challenger"]["coverage"] = catalog_coverage(
-            recommend(chal_model, histories, k), len(item_ids)
-        )
-    else:
-        batch = test[["text"]].head(params.gate.latency_rows)
+    test = fam.load_frozen_test(params)
+    chal_model = registry.load_model(f"models:/{name}/{version}")
+    challenger = fam.score(chal_model, test, params)
+    point: dict[str, dict[str, float]] = {
+        "challenger": point_metrics(fam, challenger, test),
+        "champion": {},
+    }
+    champion_frame = champ_model = None
     if champion_mv is not None:
         champ_model = registry.load_model(f"models:/{name}@{registry.CHAMPION}")
-        if family == "intent":
-            champion_frame = rescore_intent(champ_model, test)
-        else:
-            assert item_ids is not None
-            top_lists = recommend(champ_model, histories, k)
-            point["champion"]["coverage"] = catalog_coverage(top_lists, len(item_ids))
-            champion_frame = rescore_recommender(top_lists, test, item_ids, challenger)
+        champion_frame = fam.score(champ_model, test, params)
+        point["champion"] = point_metrics(fam, champion_frame, test)
+        context["notes"] = champion_slices(
+            fam, [challenger, champion_frame], champion_mv, champ_model, test
+        )
         if params.gate.latency_rows:
-            chal_model = chal_model or registry.load_model(f"models:/{name}/{version}")
+            batch, call_params = latency_batch(fam, test, params.gate.latency_rows)
             point["champion"]["latency_ms"] = measure_latency(champ_model, batch, call_params)
             point["challenger"]["latency_ms"] = measure_latency(chal_model, batch, call_params)
-    decision = decide(challenger, champion_frame, family, fam_cfg, params.gate, point)
-    paths = write_reports(decision, params.paths.reports / family, context)
+    behaviour = run_behaviour(fam, params, test, chal_model, champ_model)
+    reports = behaviour.pop("_reports") if behaviour else None
+    fam_cfg = getattr(params.gate, family)
+    decision = decide(
+        challenger, champion_frame, family, fam_cfg, params.gate, point, behaviour=behaviour
+    )
+    paths = write_reports(decision, params.paths.reports / family, context, behaviour=reports)
     with stack_errors_explained(f"logging the gate reports to run {reg['run_id']}"):
         for path in paths.values():
             client.log_artifact(reg["run_id"], path, artifact_path="gate")
@@ -746,6 +685,8 @@ def run_gate(family: str, params: Params, client: Any = None) -> dict[str, Any]:
         "gate.champion_version": str(context["champion_version"]),
         "gate.reasons": "; ".join(decision.reasons)[:4900],
     }
+    if behaviour is not None and behaviour["challenger"].get("pass_rate") is not None:
+        tags["gate.behaviour_pass_rate"] = f"{behaviour['challenger']['pass_rate']:.4f}"
     if primary is not None:
         tags["gate.primary_metric"] = primary.metric  # "@" is not allowed in tag keys
         tags["gate.primary_value"] = f"{primary.challenger:.6f}"

@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ml.core.families import FAMILY_NAMES
 from ml.errors import InputError
 
-FAMILIES = ("intent", "recommender")
+FAMILIES = FAMILY_NAMES
 
 
 def _gate(family: str) -> Any:
@@ -67,11 +68,12 @@ def _history(args: argparse.Namespace, params: Any) -> dict[str, Any]:
 
 def _promote(args: argparse.Namespace, params: Any) -> dict[str, Any]:
     from ml import registry
-    from ml.gate import read_registration
 
     client = registry.get_client(params)
     name = registry.model_name(params, args.model)
-    version = args.version or str(read_registration(params.paths.models, args.model)["version"])
+    version = args.version or str(
+        registry.read_registration(params.paths.models, args.model)["version"]
+    )
     if not args.force:
         tags = client.get_model_version(name, version).tags
         if tags.get("gate.decision") != "promote":

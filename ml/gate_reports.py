@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ml.core.metrics import CALIBRATION_CORRECT, ECE_BINS
+
 if TYPE_CHECKING:
-    from ml.gate import GateDecision
+    from ml.gate_decision import GateDecision
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:
@@ -46,7 +48,23 @@ def _table_rows(decision: GateDecision) -> list[list[str]]:
 _HEADER = ["slice", "metric", "rows", "champion", "challenger", "improvement", "CI", "relative"]
 
 
-def render_markdown(decision: GateDecision, context: dict[str, Any]) -> str:
+def _definitions(decision: GateDecision) -> list[str]:
+    """What the metric names mean, so a number can be traced to its definition."""
+    if decision.family == "intent":
+        return [
+            "accuracy / macro_f1: predictions after the out-of-scope threshold (macro over the "
+            "classes present); ece: "
+            f"{ECE_BINS} equal-width right-closed bins, correct = {CALIBRATION_CORRECT}; "
+            "all from ml.core.metrics, the same code as evaluate's metrics.json",
+        ]
+    return [
+        "full-catalogue ranking of each test user's held-out item, history excluded, ties at "
+        "their expected rank; coverage@10: share of the catalogue in anyone's top 10; both "
+        "models scored by ml.recommender.scoring, the same code as evaluate's metrics.json",
+    ]
+
+
+def render_markdown(decision: GateDecision, context: dict[str, Any], behaviour: Any = None) -> str:
     level = int(decision.confidence * 100)
     lines = [
         f"# Gate report: {decision.family}",
@@ -65,6 +83,7 @@ def render_markdown(decision: GateDecision, context: dict[str, Any]) -> str:
         "",
     ]
     lines += [f"- {r}" for r in decision.reasons] + ["", "## Metrics", ""]
+    lines += [f"_{d}_" for d in _definitions(decision)] + [""]
     lines.append("| " + " | ".join(_HEADER) + " |")
     lines.append("|" + "---|" * len(_HEADER))
     lines += ["| " + " | ".join(row) + " |" for row in _table_rows(decision)]
@@ -79,11 +98,48 @@ def render_markdown(decision: GateDecision, context: dict[str, Any]) -> str:
             f"champion-only correct {m['champion_only']}, challenger-only correct "
             f"{m['challenger_only']}, statistic {m['statistic']:.3f}, p = {m['p_value']:.4g}",
         ]
+    if behaviour is not None:
+        from ml.behaviour import format_markdown
+
+        lines += ["", format_markdown(*behaviour)]
     lines += ["", "![improvements](gate.png)", ""]
     return "\n".join(lines)
 
 
-def render_html(decision: GateDecision, context: dict[str, Any]) -> str:
+def behaviour_html(behaviour: Any) -> str:
+    """Pass rates per test for both models, then the challenger's failing cases."""
+    from html import escape
+
+    if behaviour is None:
+        return ""
+    chal, champ = behaviour
+    champ_tests = {t.name: t for t in champ.tests} if champ is not None else {}
+
+    def rate(test: Any) -> str:
+        if test is None or test.pass_rate is None:
+            return "–"
+        return f"{test.pass_rate:.1%} ({test.n_failed} failed of {test.n_applicable})"
+
+    rows = "".join(
+        f"<tr><td>{escape(t.name)}</td><td>{escape(t.kind)}</td><td>{escape(rate(t))}</td>"
+        f"<td>{escape(rate(champ_tests.get(t.name)))}</td></tr>"
+        for t in chal.tests
+    )
+    failures = "".join(
+        f"<li><b>{escape(t.name)}</b> {escape(str(f.get('id', '')))}: "
+        f"{escape(str(f.get('input', '')))} &rarr; expected {escape(str(f.get('expected', '')))}"
+        f", got {escape(str(f.get('got', '')))}</li>"
+        for t in chal.tests
+        for f in t.failures[:20]
+    )
+    return (
+        f"<h2>Behavioural checks</h2><p>suite {escape(str(chal.suite))}</p>"
+        "<table><tr><th>test</th><th>kind</th><th>challenger</th><th>champion</th></tr>"
+        f"{rows}</table><h3>Challenger's failing cases</h3><ul>{failures or '<li>none</li>'}</ul>"
+    )
+
+
+def render_html(decision: GateDecision, context: dict[str, Any], behaviour: Any = None) -> str:
     from html import escape
 
     color = {"promote": "#1a7f37", "reject": "#cf222e", "keep_champion": "#9a6700"}
@@ -115,7 +171,9 @@ def render_html(decision: GateDecision, context: dict[str, Any]) -> str:
         f"<h2>Reasons</h2><ul>{reasons}</ul><h2>Metrics</h2>"
         f"<p>{decision.n_rows} paired rows, {decision.resamples} bootstrap resamples, "
         f"{int(decision.confidence * 100)}% intervals</p>"
+        f"<p><i>{escape(' '.join(_definitions(decision)))}</i></p>"
         f"<table><tr>{head}</tr>{body}</table><h2>Checks</h2><ul>{checks}</ul>{mc}"
+        f"{behaviour_html(behaviour)}"
         "<img src='gate.png' alt='improvements with intervals'></body></html>"
     )
 
@@ -161,13 +219,18 @@ def plot_improvements(decision: GateDecision, path: Path) -> Path:
     return path
 
 
-def write_reports(decision: GateDecision, out_dir: Path, context: dict[str, Any]) -> dict[str, str]:
-    """gate.json (machines), gate.md and gate.html (people), gate.png (the differences)."""
+def write_reports(
+    decision: GateDecision, out_dir: Path, context: dict[str, Any], behaviour: Any = None
+) -> dict[str, str]:
+    """gate.json (machines), gate.md and gate.html (people), gate.png (the differences).
+
+    ``behaviour``: (challenger, champion) :class:`~ml.behaviour.BehaviourReport`s, if run.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {ext: out_dir / f"gate.{ext}" for ext in ("json", "md", "html", "png")}
     payload = {**decision.to_dict(), "context": context}
     paths["json"].write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-    paths["md"].write_text(render_markdown(decision, context), encoding="utf-8")
-    paths["html"].write_text(render_html(decision, context), encoding="utf-8")
+    paths["md"].write_text(render_markdown(decision, context, behaviour), encoding="utf-8")
+    paths["html"].write_text(render_html(decision, context, behaviour), encoding="utf-8")
     plot_improvements(decision, paths["png"])
     return {k: str(v) for k, v in paths.items()}

@@ -17,10 +17,12 @@ import socket
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ml.core.families import get_family
 from ml.errors import InputError, ShopflowError, StackError
 
 if TYPE_CHECKING:
@@ -35,7 +37,10 @@ CHAMPION = "champion"
 PREVIOUS = "previous-champion"
 HISTORY_PREFIX = "shopflow.history."
 LOCK_TAG = "shopflow.promotion_lock"
-FAMILIES = ("intent", "recommender")
+REGISTRATION_FILE = "registration.json"
+# On a model version: {dataset: [partition dates]} it was trained on (drift's reference data,
+# the gate's "new data" slice).
+TRAINED_ON_TAG = "shopflow.trained_on"
 
 
 class PromotionError(ShopflowError):
@@ -51,9 +56,33 @@ class LockTimeout(ShopflowError):
 
 
 def model_name(params: Params, family: str) -> str:
-    if family not in FAMILIES:
-        raise InputError(f"unknown model family {family!r}; expected one of {FAMILIES}")
-    return str(getattr(params.mlflow, f"{family}_model_name"))
+    return get_family(family).model_name(params)
+
+
+def read_registration(models_dir: Path, family: str) -> dict[str, Any]:
+    """What the training step registered: ``<models>/<family>/registration.json``."""
+    path = Path(models_dir) / family / REGISTRATION_FILE
+    if not path.is_file():
+        raise InputError(f"{path}: no registration.json; run `python -m ml train {family}` first")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from exc
+    missing = {"run_id", "version", "model_name"} - set(data)
+    if missing:
+        raise InputError(f"{path}: missing keys {sorted(missing)}")
+    return dict(data)
+
+
+def scoring_source(family_models_dir: Path) -> str:
+    """What evaluation scores: the artifact registration.json names (the registered version, as
+    the gate and serving load it), or the local model folder when training registered nothing."""
+    path = Path(family_models_dir) / REGISTRATION_FILE
+    if path.is_file():
+        uri = json.loads(path.read_text(encoding="utf-8")).get("model_uri")
+        if uri:
+            return str(uri)
+    return str(family_models_dir)
 
 
 def get_client(params: Params) -> MlflowClient:

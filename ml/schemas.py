@@ -9,7 +9,7 @@ beside them; failed ones are moved to ``data/quarantine/<dataset>/date=.../`` wi
 
 Processed (Parquet), written by ``python -m ml preprocess``::
 
-    data/processed/intent/{train,val,test}.parquet   INTENT_PROCESSED_COLUMNS
+    data/processed/intent/{train,val,test}.parquet   INTENT_PROCESSED_COLUMNS + first_seen
     data/processed/intent/label_map.json             {"labels": [...]}  (index = class id)
     data/processed/recsys/items.parquet              ITEM_PROCESSED_COLUMNS (row i has item_idx i)
     data/processed/recsys/users.parquet              user_idx, user_id
@@ -18,8 +18,9 @@ Processed (Parquet), written by ``python -m ml preprocess``::
 
 Evaluation outputs that the offline A/B gate pairs between champion and challenger::
 
-    intent:       example_id, label, predicted, confidence, correct      (one row per test text)
-    recommender:  user_idx, target, rank, recall@10, recall@20, ndcg@10, mrr, + slice columns
+    intent:       example_id, label, predicted, raw_predicted, confidence, correct, raw_correct,
+                  first_seen                                             (one row per test text)
+    recommender:  user_idx, target, rank, recall@k, ndcg@k, mrr, n_candidates, top, + slices
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ EVENT_TYPES = ("view", "add_to_cart", "purchase")
 UTTERANCE_COLUMNS = ("utterance_id", "text", "intent", "timestamp")
 
 INTENT_PROCESSED_COLUMNS = ("example_id", "text", "label")
+# Written by preprocessing, optional for readers (data made by hand may lack it): the date of
+# the partition a text first arrived in, so the gate can show how models do on new data.
+INTENT_FIRST_SEEN = "first_seen"
 ITEM_PROCESSED_COLUMNS = (
     "item_idx",
     "item_id",
@@ -76,6 +80,11 @@ def partition_name(date: str) -> str:
 #   "label" (str, out_of_scope below the threshold), "confidence" (float), "raw_label" (argmax).
 # recommender: input DataFrame with column "history" (list of item_id strings, oldest first);
 #   params {"k": int}; output DataFrame with columns "items" (list of item_id) and "scores".
+# A registered recommender's python model also offers
+#   score_items(histories: list[list[item_id]], items: DataFrame[item_id, text columns]) -> ndarray
+# dense (len(histories), len(items)) scores over a whole catalogue, items it was not trained on
+# scored from their text: evaluation and both sides of the gate rank the full catalogue with it.
+RECOMMENDER_SCORE_ITEMS = "score_items"
 INTENT_PYFUNC_INPUT = ("text",)
 INTENT_PYFUNC_OUTPUT = ("label", "confidence", "raw_label")
 RECOMMENDER_PYFUNC_INPUT = ("history",)

@@ -12,6 +12,9 @@ class DriftConfig(BaseModel):
     strength: float = Field(0.0, ge=0.0, le=1.0)
     start_day: int = Field(0, ge=0)
     new_phrasing: bool = True
+    # Share of a drifted day's utterances that use the new phrasings (default 0.5 x strength):
+    # customers can change how they talk without changing what they ask for.
+    phrasing_share: float | None = Field(None, ge=0.0, le=1.0)
     new_items: int = Field(0, ge=0)
     shift_preferences: bool = True
 

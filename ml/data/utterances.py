@@ -147,10 +147,9 @@ def generate_utterances(world: World, cfg: GeneratorConfig, day: int) -> list[Ut
     items, popularity = catalog_until(world, cfg, day)
     cumulative = np.cumsum(popularity)  # customers ask about what people buy
     drift = cfg.drift
+    share = 0.5 * drift.strength if drift.phrasing_share is None else drift.phrasing_share
     drift_share = (
-        0.5 * drift.strength
-        if drift.new_phrasing and drift.strength > 0 and day >= drift.start_day
-        else 0.0
+        share if drift.new_phrasing and drift.strength > 0 and day >= drift.start_day else 0.0
     )
     intents = [intent for intent, count in intent_counts(cfg, day).items() for _ in range(count)]
     seconds = np.sort(rng.integers(0, SECONDS_PER_DAY, size=len(intents)))

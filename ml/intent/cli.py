@@ -59,8 +59,8 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
 
 
 def _predict(args: argparse.Namespace, params: Params) -> dict[str, Any]:
-    from ml.intent.evaluate import load_intent_model
     from ml.intent.predict import check_text, predict_file, predict_text
+    from ml.intent.scoring import load_intent_model
     from ml.tracking import configure_mlflow
 
     if (args.text is None) == (args.input is None):

@@ -1,56 +1,16 @@
-"""Classification metrics, calibration (ECE) and the diagnostic files logged with each run."""
+"""The diagnostic files logged with each run: confusion matrix, per-intent report, reliability
+plot (the ECE of :mod:`ml.core.metrics`, the same number metrics.json and the gate report)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-
-def classification_metrics(y_true: Sequence[Any], y_pred: Sequence[Any]) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score
-
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-    }
-
-
-def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> pd.DataFrame:
-    """Equal-width confidence bins: count, mean confidence, accuracy per bin."""
-    conf = np.asarray(confidence, dtype=np.float64)
-    hit = np.asarray(correct, dtype=np.float64)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
-    rows = []
-    for b in range(n_bins):
-        sel = which == b
-        rows.append(
-            {
-                "lower": edges[b],
-                "upper": edges[b + 1],
-                "count": int(sel.sum()),
-                "confidence": float(conf[sel].mean()) if sel.any() else np.nan,
-                "accuracy": float(hit[sel].mean()) if sel.any() else np.nan,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def expected_calibration_error(
-    confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15
-) -> float:
-    """ECE: bin-weighted mean |accuracy - confidence| over equal-width confidence bins."""
-    bins = reliability_bins(confidence, correct, n_bins)
-    used = bins[bins["count"] > 0]
-    if used.empty:
-        return 0.0
-    gap = (used["accuracy"] - used["confidence"]).abs()
-    return float((gap * used["count"]).sum() / used["count"].sum())
+from ml.core.metrics import ECE_BINS, expected_calibration_error, reliability_bins
 
 
 def write_diagnostics(
@@ -117,12 +77,26 @@ def write_diagnostics(
     ax.plot(used["confidence"], used["accuracy"], "o", color="darkred", label="bin mean conf.")
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"reliability ({title}), ECE = {ece:.4f}")
+    ax.set_title(f"reliability ({title}), ECE = {ece:.4f} ({ECE_BINS} bins)")
     ax.legend(loc="upper left")
     fig.tight_layout()
     files["reliability"] = out_dir / "reliability.png"
     fig.savefig(files["reliability"], dpi=110)
     plt.close(fig)
+    files["reliability_data"] = out_dir / "reliability.json"
+    files["reliability_data"].write_text(
+        json.dumps(
+            {
+                "ece": ece,
+                "bins": ECE_BINS,
+                "correct": "argmax label == true label",
+                "table": bins.astype(object).where(bins.notna(), None).to_dict(orient="records"),
+            },
+            indent=2,
+            default=float,
+        ),
+        encoding="utf-8",
+    )
 
     wrong = pd.DataFrame(
         {

@@ -1,8 +1,10 @@
 """Evaluation on the frozen test split, with baselines in the same run.
 
-Writes ``<reports>/metrics.json`` (DVC metrics) and ``<reports>/predictions.parquet``
-(example_id, label, predicted, confidence, correct: what the offline A/B gate pairs), logs
-both to the training run and tags the registered version with the key metrics.
+Writes ``<reports>/metrics.json`` (DVC metrics) and ``<reports>/predictions.parquet`` (the
+scored frame of :mod:`ml.intent.scoring`, what the gate compares), logs both to the training
+run and tags the registered version with the key metrics. The model scored is the registered
+artifact named in registration.json (as the gate and serving load it); every number comes from
+:mod:`ml.core.metrics`, so ``metrics.json`` and the gate report agree to the last digit.
 """
 
 from __future__ import annotations
@@ -15,70 +17,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ml.errors import InputError
+from ml.core import metrics as m
+from ml.core.stats import paired_difference
 from ml.intent import baseline as base
 from ml.intent.data import load_labels, load_split
-from ml.intent.diagnostics import classification_metrics, expected_calibration_error
+from ml.intent.scoring import SCORE_COLUMNS, frame_metrics, score_intent_model
 
 if TYPE_CHECKING:
     from ml.config import Params
 
 log = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = ("example_id", "label", "predicted", "confidence", "correct")
-
-
-def load_intent_model(model: Any) -> Any:
-    """A local bundle folder, an MLflow pyfunc folder, a models:/ or runs:/ URI, or an
-    already loaded model (IntentModel or PyFuncModel) -> something with .predict."""
-    if not isinstance(model, str | Path):
-        return model
-    from ml.intent.model import IntentModel, is_bundle
-
-    if Path(model).is_dir() and is_bundle(model):
-        return IntentModel.load(model)
-    if Path(model).is_dir() and not (Path(model) / "MLmodel").is_file():
-        raise InputError(f"{model} is neither an intent model folder nor an MLflow model folder")
-    import mlflow.pyfunc
-
-    try:
-        return mlflow.pyfunc.load_model(str(model))
-    except Exception as exc:  # MLflow raises several types for a bad URI
-        raise InputError(f"cannot load intent model {model}: {exc}") from exc
-
-
-def score_texts(model: Any, texts: list[Any]) -> pd.DataFrame:
-    """Contract output (label, confidence, raw_label) for any supported model object."""
-    from ml.intent.model import IntentModel
-
-    if isinstance(model, IntentModel):
-        return model.predict(texts)
-    return pd.DataFrame(model.predict(pd.DataFrame({"text": texts}))).reset_index(drop=True)
-
-
-def predict_frame(
-    model_uri_or_loaded: Any, df: pd.DataFrame, text_column: str = "text"
-) -> pd.DataFrame:
-    """Score a test frame: example_id, label, predicted, confidence, correct, raw_predicted.
-
-    ``label``/``correct`` only when ``df`` has a label column; ``example_id`` defaults to the
-    row position. Used for the challenger here and for the champion by the gate.
-    """
-    if text_column not in df.columns:
-        raise InputError(f"input frame has no column {text_column!r} (columns: {list(df.columns)})")
-    model = load_intent_model(model_uri_or_loaded)
-    scores = score_texts(model, df[text_column].tolist())
-    out = pd.DataFrame(
-        {"example_id": df["example_id"].to_numpy() if "example_id" in df else np.arange(len(df))}
-    )
-    if "label" in df:
-        out["label"] = df["label"].astype(str).to_numpy()
-    out["predicted"] = scores["label"].astype(str).to_numpy()
-    out["confidence"] = scores["confidence"].astype(float).to_numpy()
-    if "label" in df:
-        out["correct"] = out["label"] == out["predicted"]
-    out["raw_predicted"] = scores["raw_label"].astype(str).to_numpy()
-    return out
+PREDICTION_COLUMNS = SCORE_COLUMNS
+MARGIN_RESAMPLES = 1000
 
 
 def _frozen_baseline_scores(
@@ -92,6 +43,26 @@ def _frozen_baseline_scores(
     return base.linear_proba(emb, coef, intercept)
 
 
+def margin_with_interval(
+    frame: pd.DataFrame, other_pred: list[str], seed: int, confidence: float = 0.95
+) -> dict[str, Any]:
+    """Macro-F1 and accuracy of the model's argmax minus another predictor's on the same rows,
+    with paired bootstrap intervals (like with like: no out-of-scope threshold on either)."""
+    (label, raw, other), classes = m.encode_labels(
+        frame["label"], frame["raw_predicted"], other_pred
+    )
+    n, k = len(label), max(len(classes), 1)
+
+    def interval(a: Any, b: Any) -> dict[str, Any]:
+        return paired_difference(
+            a, b, n, resamples=MARGIN_RESAMPLES, seed=seed, confidence=confidence
+        )
+
+    f1 = interval(lambda w: m.macro_f1(label, raw, k, w), lambda w: m.macro_f1(label, other, k, w))
+    acc = interval(lambda w: m.accuracy(label == raw, w), lambda w: m.accuracy(label == other, w))
+    return {"macro_f1": f1, "accuracy": acc}
+
+
 def evaluate_intent(
     params: Params,
     processed_dir: str | Path,
@@ -100,10 +71,11 @@ def evaluate_intent(
     *,
     log_to_mlflow: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate ``<models_dir>/model`` on the test split against the two baselines."""
+    """Evaluate the trained model on the test split against the two baselines."""
     from ml.intent.diagnostics import write_diagnostics
     from ml.intent.model import IntentModel
     from ml.intent.oos import oos_metrics
+    from ml.registry import scoring_source
 
     processed_dir, models_dir, reports_dir = (
         Path(processed_dir),
@@ -112,57 +84,68 @@ def evaluate_intent(
     )
     labels = load_labels(processed_dir)
     train_df = load_split(processed_dir, "train", labels)
-    test_df = load_split(processed_dir, "test", labels)
-    model = IntentModel.load(models_dir / "model")
-    pred = predict_frame(model, test_df)
+    # The scorer's row order (by example_id), so texts, predictions and plots line up.
+    test_df = (
+        load_split(processed_dir, "test", labels)
+        .sort_values("example_id", kind="stable")
+        .reset_index(drop=True)
+    )
+    source = scoring_source(models_dir)
+    local = IntentModel.load(models_dir / "model")
+    pred = score_intent_model(local if Path(source).is_dir() else source, test_df)
     y_true = pred["label"].tolist()
     raw = pred["raw_predicted"].tolist()
     conf = pred["confidence"].to_numpy()
     oos_label = params.intent.oos_label
 
-    final = classification_metrics(y_true, pred["predicted"].tolist())
-    raw_m = classification_metrics(y_true, raw)
+    final = frame_metrics(pred)
     majority = base.majority_label(train_df["label"].astype(str).tolist())
-    maj_m = classification_metrics(y_true, [majority] * len(y_true))
+    maj_m = m.classification_metrics(y_true, [majority] * len(y_true))
     frozen_probs = _frozen_baseline_scores(
         models_dir,
         model_base(models_dir, params.intent.train.model_path),
         test_df["text"].tolist(),
-        model.max_length,
+        local.max_length,
     )
     frozen_pred = [labels[i] for i in frozen_probs.argmax(axis=1)]
-    frozen_m = classification_metrics(y_true, frozen_pred)
+    frozen_m = m.classification_metrics(y_true, frozen_pred)
+    over_frozen = margin_with_interval(pred, frozen_pred, params.seed)
+    over_majority = margin_with_interval(pred, [majority] * len(y_true), params.seed)
     metrics: dict[str, Any] = {
         "n_test": len(test_df),
-        "accuracy": final["accuracy"],
-        "macro_f1": final["macro_f1"],
-        "raw_accuracy": raw_m["accuracy"],
-        "raw_macro_f1": raw_m["macro_f1"],
-        "ece": expected_calibration_error(conf, np.asarray(y_true) == np.asarray(raw)),
-        "oos_threshold": model.threshold,
+        "scored_model": source,
+        **final,
+        "calibration": {"bins": m.ECE_BINS, "correct": m.CALIBRATION_CORRECT},
+        "oos_threshold": local.threshold,
         "oos": oos_metrics(
-            y_true, pred["predicted"].tolist(), raw, conf, model.threshold, oos_label
+            y_true, pred["predicted"].tolist(), raw, conf, local.threshold, oos_label
         ),
         "baselines": {
             "majority_class": {"label": majority, **maj_m},
             "frozen_encoder_logreg": {
                 **frozen_m,
-                "ece": expected_calibration_error(
+                "ece": m.expected_calibration_error(
                     frozen_probs.max(axis=1), np.asarray(y_true) == np.asarray(frozen_pred)
                 ),
             },
         },
         # Margins compare like with like: argmax predictions, no out-of-scope threshold.
         "margin": {
-            "macro_f1_over_majority": raw_m["macro_f1"] - maj_m["macro_f1"],
-            "accuracy_over_majority": raw_m["accuracy"] - maj_m["accuracy"],
-            "macro_f1_over_frozen_logreg": raw_m["macro_f1"] - frozen_m["macro_f1"],
-            "accuracy_over_frozen_logreg": raw_m["accuracy"] - frozen_m["accuracy"],
+            "macro_f1_over_majority": over_majority["macro_f1"]["difference"],
+            "accuracy_over_majority": over_majority["accuracy"]["difference"],
+            "macro_f1_over_frozen_logreg": over_frozen["macro_f1"]["difference"],
+            "accuracy_over_frozen_logreg": over_frozen["accuracy"]["difference"],
+        },
+        "margin_interval": {
+            "method": f"paired bootstrap over test rows, {MARGIN_RESAMPLES} resamples",
+            "macro_f1_over_frozen_logreg": over_frozen["macro_f1"],
+            "accuracy_over_frozen_logreg": over_frozen["accuracy"],
+            "macro_f1_over_majority": over_majority["macro_f1"],
         },
     }
     reports_dir.mkdir(parents=True, exist_ok=True)
     (reports_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    pred[list(PREDICTION_COLUMNS)].to_parquet(reports_dir / "predictions.parquet", index=False)
+    pred.to_parquet(reports_dir / "predictions.parquet", index=False)
     diag = write_diagnostics(
         reports_dir / "diagnostics",
         texts=test_df["text"].tolist(),
@@ -176,6 +159,7 @@ def evaluate_intent(
     result = {
         "metrics_file": str(reports_dir / "metrics.json"),
         "predictions_file": str(reports_dir / "predictions.parquet"),
+        "scored_model": source,
         "accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
         "raw_macro_f1": metrics["raw_macro_f1"],
@@ -221,10 +205,9 @@ def _log_to_training_run(
     import mlflow
     from mlflow import MlflowClient
 
-    from ml.tracking import configure_mlflow
+    from ml.tracking import resumed_run
 
-    configure_mlflow(params.mlflow, params.mlflow.intent_experiment)
-    with mlflow.start_run(run_id=registration["run_id"]):
+    with resumed_run(params.mlflow, registration["run_id"]):
         mlflow.log_metrics(flat_metrics(metrics))
         mlflow.log_artifact(str(reports_dir / "metrics.json"), "evaluation")
         mlflow.log_artifact(str(reports_dir / "predictions.parquet"), "evaluation")

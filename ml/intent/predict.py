@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from ml.errors import InputError
-from ml.intent.evaluate import load_intent_model, score_texts
+from ml.intent.scoring import load_intent_model, predict_texts
 
 
 def check_text(text: Any, *, max_chars: int = 20000) -> str:
@@ -26,7 +26,7 @@ def check_text(text: Any, *, max_chars: int = 20000) -> str:
 def predict_text(model: Any, text: Any, *, max_chars: int = 20000) -> dict[str, Any]:
     """One utterance -> {text, label, confidence, raw_label} (see check_text for bad input)."""
     check_text(text, max_chars=max_chars)
-    row = score_texts(load_intent_model(model), [text]).iloc[0]
+    row = predict_texts(load_intent_model(model), [text]).iloc[0]
     return {
         "text": text,
         "label": str(row["label"]),
@@ -63,7 +63,7 @@ def predict_file(
     if text_column not in df.columns:
         raise InputError(f"{input_path}: no column {text_column!r} (columns: {list(df.columns)})")
     texts = [t if isinstance(t, str) else None for t in df[text_column].tolist()]
-    scores = score_texts(load_intent_model(model), texts)
+    scores = predict_texts(load_intent_model(model), texts)
     out = df.reset_index(drop=True).copy()
     for col in ("label", "confidence", "raw_label"):
         out[f"pred_{col}" if col in df.columns else col] = scores[col].to_numpy()

@@ -79,7 +79,7 @@ def log_intent_pyfunc(
     package_dir = Path(__file__).resolve().parents[1]  # the `ml` package
     return mlflow.pyfunc.log_model(
         name="model",
-        python_model=IntentPyfunc(),
+        python_model=str(Path(__file__).with_name("pyfunc_model.py")),
         artifacts={ARTIFACT_KEY: str(bundle_dir)},
         code_paths=[str(package_dir)],
         signature=infer_signature(example, output),

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ml.preprocess.config import IntentPreprocessConfig
 from ml.preprocess.io import read_validated
-from ml.schemas import INTENT_PROCESSED_COLUMNS, UTTERANCE_COLUMNS
+from ml.schemas import INTENT_FIRST_SEEN, INTENT_PROCESSED_COLUMNS, UTTERANCE_COLUMNS
 
 _SPACES = re.compile(r"\s+")
 SPLITS = ("train", "val", "test")
@@ -94,6 +94,7 @@ def preprocess_intent(
         {
             "text": [normalise_text(t, cfg.lowercase) for t in raw["text"]],
             "label": raw["intent"].str.strip(),
+            INTENT_FIRST_SEEN: raw["partition"],
         }
     )
     df = df[df["text"] != ""].reset_index(drop=True)
@@ -106,7 +107,8 @@ def preprocess_intent(
     counts: dict[str, dict[str, int]] = {}
     for name in SPLITS:
         part = df[df["split"] == name].sort_values("example_id")
-        part[list(INTENT_PROCESSED_COLUMNS)].to_parquet(out_dir / f"{name}.parquet", index=False)
+        columns = [*INTENT_PROCESSED_COLUMNS, INTENT_FIRST_SEEN]
+        part[columns].to_parquet(out_dir / f"{name}.parquet", index=False)
         counts[name] = {k: int(v) for k, v in part["label"].value_counts().sort_index().items()}
     (out_dir / "label_map.json").write_text(
         json.dumps({"labels": labels}, indent=2) + "\n", encoding="utf-8"

@@ -3,7 +3,9 @@
 Input: a DataFrame with column ``history`` (list of item_id strings, oldest first); params
 ``{"k": int}``. Output: a DataFrame with ``items`` (list of item_id, best first) and ``scores``.
 Unknown item ids in a history are ignored; an empty history gets the model's "no history"
-recommendations; items already in the history are never recommended.
+recommendations; items already in the history are never recommended. ``score_items(histories,
+items)`` on the unwrapped model gives dense scores over any catalogue (full-catalogue ranking
+for evaluation and the gate).
 
 New items (not in the catalog the model was trained on) can be made rankable without
 retraining::
@@ -73,11 +75,21 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined
 
         self.model = Recommender.load(context.artifacts["model_dir"])
 
-    # No type hints on purpose: MLflow would turn them into a (list-based) input schema that
-    # conflicts with the DataFrame signature logged with the model.
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         k = int((params or {}).get("k", DEFAULT_K))
         return score_frame(self.model, _histories_from_input(model_input), k)
+
+    def score_items(self, histories: Sequence[Sequence[str]], items: pd.DataFrame) -> np.ndarray:
+        """Dense scores of every row of ``items`` (item_id + text columns) for each history:
+        what the gate and evaluation rank the whole catalogue with (ml/schemas.py)."""
+        from ml.recommender.scoring import CatalogScorer
+
+        scorer = getattr(self, "_catalog_scorer", None)
+        if scorer is None or scorer.model is not self.model:
+            scorer = self._catalog_scorer = CatalogScorer(self.model)
+        return scorer.score_items(histories, items)
 
     def add_items(self, item_ids: Sequence[str], texts: Sequence[str]) -> None:
         """Make new items rankable from their texts (see the module docstring)."""
@@ -108,7 +120,8 @@ def log_and_register(model_dir: str | Path, model_name: str, example_ids: list[s
             shutil.copy2(Path(model_dir) / name, bundle / name)
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=RecommenderPyfunc(),
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+            code_paths=[str(Path(__file__).resolve().parents[1])],  # the `ml` package
             artifacts={"model_dir": str(bundle)},
             signature=signature,
             input_example=example,

@@ -11,17 +11,13 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
+from ml.core.metrics import total_variation
+
 
 def distribution(counts: Mapping[str, int]) -> dict[str, float]:
     """Counts -> shares summing to one (empty -> empty)."""
     total = sum(counts.values())
     return {k: v / total for k, v in counts.items()} if total else {}
-
-
-def total_variation(p: Mapping[str, float], q: Mapping[str, float]) -> float:
-    """Total variation distance: half the L1 distance between two label distributions."""
-    labels = set(p) | set(q)
-    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in labels)
 
 
 def label_table(
@@ -39,7 +35,7 @@ def label_table(
         counts.setdefault(label, 0)
     share = distribution(counts)
     ref = distribution(reference_counts) if reference_counts else {}
-    tv = total_variation(share, ref) if ref else float("nan")
+    tv = total_variation(pd.Series(share), pd.Series(ref)) if ref else float("nan")
     names = sorted(counts)
     return pd.DataFrame(
         {

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from ml.config import FamilyGateConfig, GateConfig, MetricRule
+from ml.core.stats import resample_weights
 from ml.errors import InputError
-from ml.gate import _resample_weights, _Side, decide, mcnemar
+from ml.gate import _Side, decide, mcnemar
 from ml.gate_reports import write_reports
 
 LABELS = ["track_order", "get_refund", "cancel_order", "payment_issue"]
@@ -30,8 +31,10 @@ def intent_frame(
             "example_id": [f"ex{i:05d}" for i in range(n)],
             "label": labels,
             "predicted": np.where(correct, labels, wrong),
+            "raw_predicted": np.where(correct, labels, wrong),
             "confidence": conf,
             "correct": correct.astype(bool),
+            "raw_correct": correct.astype(bool),
         }
     )
 
@@ -150,22 +153,23 @@ def test_unpaired_frames_are_refused() -> None:
         decide(chal, other, "intent", intent_cfg(), CFG)
 
 
-def test_vectorised_metrics_match_direct_computation() -> None:
-    from sklearn.metrics import f1_score
+def test_gate_metrics_are_the_evaluation_metrics() -> None:
+    """The gate's point values are ml.intent.scoring.frame_metrics (what metrics.json holds),
+    bit for bit; its resampled values are the same functions under bootstrap weights."""
+    from ml.intent.scoring import frame_metrics
 
     frame = intent_frame(correctness(200, 0.7, 8), confidence=np.linspace(0.2, 1.0, 200))
-    side = _Side(frame, "intent", sorted(LABELS), ece_bins=10)
-    weights = next(_resample_weights(200, 5, seed=3))
-    f1 = side.values("macro_f1", weights)
-    ece = side.values("ece", weights)
-    for b in range(5):
+    side = _Side(frame, "intent", sorted(LABELS))
+    expected = frame_metrics(frame)
+    ones = np.ones((1, 200))
+    for metric in ("accuracy", "macro_f1", "ece", "mean_confidence"):
+        assert side.values(metric, ones)[0] == expected[metric], metric
+    weights = next(resample_weights(200, 3, seed=3))
+    for b in range(3):
         rows = frame.loc[np.repeat(np.arange(200), weights[b].astype(int))]
-        assert f1[b] == pytest.approx(f1_score(rows["label"], rows["predicted"], average="macro"))
-        bins = np.clip((rows["confidence"] * 10).astype(int), 0, 9)
-        gaps = rows.groupby(bins).apply(
-            lambda g: abs(g["confidence"].sum() - g["correct"].sum()), include_groups=False
+        assert side.values("macro_f1", weights)[b] == pytest.approx(
+            frame_metrics(rows.reset_index(drop=True))["macro_f1"]
         )
-        assert ece[b] == pytest.approx(gaps.sum() / len(rows))
 
 
 def test_mcnemar_counts_discordant_pairs() -> None:
@@ -244,3 +248,22 @@ def test_reports_are_written(tmp_path) -> None:
     assert "<table>" in (tmp_path / "gate.html").read_text()
     assert (tmp_path / "gate.png").read_bytes()[:4] == b"\x89PNG"
     assert set(paths) == {"json", "md", "html", "png"}
+
+
+def test_behaviour_failure_rejects_a_better_model_and_names_the_cases() -> None:
+    champ = intent_frame(correctness(2000, 0.75, 3))
+    chal = intent_frame(correctness(2000, 0.85, 4))
+    failing = {
+        "passed": False,
+        "checks": [
+            "FAIL behaviour (intent): the challenger fails 9 of 600 cases applicable to both, "
+            "the champion 2 (+7; at most 2 more allowed)",
+            "FAIL behaviour minimum_functionality: the challenger fails 7 case(s) the champion "
+            "passes: track_order-1 ('where is my order': expected track_order, got complaint)",
+        ],
+    }
+    result = decide(chal, champ, "intent", intent_cfg(), CFG, behaviour=failing)
+    assert result.decision == "reject"
+    assert any("track_order-1" in r for r in result.reasons)
+    passing = {**failing, "passed": True, "checks": ["PASS behaviour (intent): ..."]}
+    assert decide(chal, champ, "intent", intent_cfg(), CFG, behaviour=passing).promote

@@ -1,5 +1,6 @@
-"""End to end: registration.json + evaluation frame -> `gate` decision, reports, MLflow tags;
-`registry promote` acts only on a passed gate; the champion is re-scored from the registry."""
+"""End to end: registration.json -> `gate` decision, reports, MLflow tags; both models are
+loaded from the registry and scored by the family's scorer; `registry promote` acts only on a
+passed gate. Toy contract models (tests/gate/toy_models) stand in for trained ones."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
 from ml import cli, registry
 from ml.config import Params
-from ml.gate import recommend, recommender_ranks, rescore_intent, rescore_recommender, run_gate
+from ml.gate import run_gate
 
 ORDER_ONLY = {"keywords": {"order": "track_order"}}
 ORDER_AND_REFUND = {"keywords": {"order": "track_order", "refund": "get_refund"}}
@@ -35,6 +35,9 @@ def make_params(root: Path, uri: str, name: str) -> Params:
     )
     (root / "processed" / "intent").mkdir(parents=True)
     test.to_parquet(root / "processed" / "intent" / "test.parquet")
+    (root / "processed" / "intent" / "label_map.json").write_text(
+        json.dumps({"labels": ["get_refund", "out_of_scope", "track_order"]})
+    )
     return Params.model_validate(
         {
             "paths": {
@@ -68,13 +71,9 @@ def make_params(root: Path, uri: str, name: str) -> Params:
 
 
 def challenger(params: Params, log_toy: Any, config: dict[str, Any]) -> str:
-    """Register a challenger and write what training and evaluation would write for it."""
+    """Register a challenger and write the registration.json training would write for it."""
     model_name = params.mlflow.intent_model_name
     version, run_id = log_toy("keyword_intent", model_name, config)
-    model = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
-    test = pd.read_parquet(params.paths.processed / "intent" / "test.parquet")
-    (params.paths.reports / "intent").mkdir(parents=True, exist_ok=True)
-    rescore_intent(model, test).to_parquet(params.paths.reports / "intent" / "predictions.parquet")
     (params.paths.models / "intent").mkdir(parents=True, exist_ok=True)
     (params.paths.models / "intent" / "registration.json").write_text(
         json.dumps(
@@ -119,6 +118,10 @@ def test_gate_then_promote_then_reject(
     assert report["context"]["champion_version"] == v1 and not report["first_run"]
     measured = {e["metric"]: e for e in report["estimates"] if e["slice"] == "all"}
     assert measured["latency_ms"]["champion"] > 0 and measured["accuracy"]["low"] > 0
+    # Both ran the behavioural suite; the challenger is within the default tolerance of 2.
+    behaviour = report["behaviour"]
+    assert behaviour["passed"] is True and behaviour["champion"]["n_cases"] > 100
+    assert behaviour["challenger"]["n_failed"] - behaviour["champion"]["n_failed"] <= 2
     tags = client.get_model_version(model_name, v2).tags
     assert tags["gate.decision"] == "promote" and tags["gate.champion_version"] == v1
     run_id = json.loads((params.paths.models / "intent" / "registration.json").read_text())[
@@ -148,36 +151,54 @@ def test_gate_then_promote_then_reject(
     assert [e["action"] for e in events] == ["promote", "promote", "rollback"]
 
 
-def test_recommender_ranks() -> None:
-    ranks = recommender_ranks([["a", "b", "c"], ["x"], []], ["b", "y", "z"])
-    assert ranks[0] == 2 and np.isinf(ranks[1]) and np.isinf(ranks[2])
-
-
 def recommender_params(root: Path, uri: str, name: str) -> tuple[Params, np.ndarray]:
-    """50 items; targets follow a hidden popularity order; short histories are cold-start."""
+    """50 items; targets follow a hidden popularity order; the 35 least popular items never
+    occur in training, so their users are the cold-start slice."""
     rng = np.random.default_rng(1)
     perm = rng.permutation(50)
-    items = pd.DataFrame({"item_idx": np.arange(50), "item_id": [f"i{i:02d}" for i in range(50)]})
+    ids = [f"i{i:02d}" for i in range(50)]
+    items = pd.DataFrame(
+        {
+            "item_idx": np.arange(50),
+            "item_id": ids,
+            "title": ids,
+            "category": [f"c{i % 5}" for i in range(50)],
+            "brand": "b",
+            "price": 1.0,
+            "description": "",
+            "text": ids,
+        }
+    )
     n_users = 300
     targets = perm[np.minimum(rng.geometric(0.15, n_users) - 1, 49)]
     histories = [
         [int(x) for x in rng.choice(np.setdiff1d(np.arange(50), [t]), size=1 + u % 5)]
         for u, t in enumerate(targets)
     ]
-    test = pd.DataFrame(
-        {"user_idx": np.arange(n_users), "history": histories, "target": targets.astype(int)}
+    folder = root / "processed" / "recsys"
+    folder.mkdir(parents=True)
+    items.to_parquet(folder / "items.parquet")
+    users = np.arange(n_users)
+    pd.DataFrame({"user_idx": users, "user_id": [f"u{u}" for u in users]}).to_parquet(
+        folder / "users.parquet"
     )
-    (root / "processed" / "recsys").mkdir(parents=True)
-    items.to_parquet(root / "processed" / "recsys" / "items.parquet")
-    test.to_parquet(root / "processed" / "recsys" / "test.parquet")
+    warm = perm[:15]
+    pd.DataFrame(
+        {"user_idx": users, "items": [[int(x) for x in rng.choice(warm, 4)] for _ in users]}
+    ).to_parquet(folder / "train.parquet")
+    split = pd.DataFrame({"user_idx": users, "history": histories, "target": targets.astype(int)})
+    split.to_parquet(folder / "val.parquet")
+    split.to_parquet(folder / "test.parquet")
     gate = {
         "primary": {"metric": "ndcg@10", "min_value": 0.001, "min_abs_change": 0.0},
         "guardrails": [
             {"metric": "recall@20", "min_abs_change": -0.01},
-            {"metric": "coverage", "min_rel_change": -0.2, "judge_on": "point"},
+            {"metric": "coverage@10", "min_rel_change": -0.2, "judge_on": "point"},
         ],
         "slices": {"cold_start": {"metric": "ndcg@10", "min_abs_change": -0.05}},
         "min_slice_rows": 20,
+        # The toy has no add_items: the behavioural suite is tested with real models.
+        "behaviour": {"enabled": False},
     }
     return Params.model_validate(
         {
@@ -196,17 +217,6 @@ def recommender_params(root: Path, uri: str, name: str) -> tuple[Params, np.ndar
 def recommender_challenger(params: Params, log_toy: Any, ranking: list[str]) -> str:
     name = params.mlflow.recommender_model_name
     version, run_id = log_toy("popularity_recommender", name, {"ranking": ranking})
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    test = pd.read_parquet(params.paths.processed / "recsys" / "test.parquet")
-    item_ids = pd.read_parquet(params.paths.processed / "recsys" / "items.parquet")["item_id"]
-    lookup = item_ids.to_numpy()
-    top = recommend(model, [[str(lookup[i]) for i in h] for h in test["history"]], 20)
-    slices = pd.DataFrame(
-        {"user_idx": test["user_idx"], "cold_start": test["history"].map(len) < 3}
-    )
-    frame = rescore_recommender(top, test, item_ids, slices)
-    (params.paths.reports / "recommender").mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(params.paths.reports / "recommender" / "per_user.parquet")
     (params.paths.models / "recommender").mkdir(parents=True, exist_ok=True)
     (params.paths.models / "recommender" / "registration.json").write_text(
         json.dumps({"run_id": run_id, "version": version, "model_name": name})
@@ -231,12 +241,9 @@ def test_recommender_gate_rescoring_coverage_and_slices(
     report = json.loads((params.paths.reports / "recommender" / "gate.json").read_text())
     est = {(e["slice"], e["metric"]): e for e in report["estimates"]}
     assert est[("all", "ndcg@10")]["low"] > 0
-    assert est[("all", "coverage")]["champion"] > 0
-    assert est[("cold_start", "ndcg@10")]["n_rows"] == int(
-        (
-            pd.read_parquet(params.paths.reports / "recommender" / "per_user.parquet")["cold_start"]
-        ).sum()
-    )
+    assert est[("all", "coverage@10")]["champion"] > 0
+    test = pd.read_parquet(params.paths.processed / "recsys" / "test.parquet")
+    assert est[("cold_start", "ndcg@10")]["n_rows"] == int(np.isin(test["target"], perm[15:]).sum())
 
     registry.promote(client, model_name, v2, "recommender")
     recommender_challenger(params, log_toy, true_order[::-1])  # least popular first

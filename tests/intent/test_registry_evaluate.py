@@ -10,8 +10,9 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from ml.intent.data import load_labels, load_split
-from ml.intent.evaluate import PREDICTION_COLUMNS, evaluate_intent, predict_frame
+from ml.intent.evaluate import PREDICTION_COLUMNS, evaluate_intent
 from ml.intent.model import IntentModel
+from ml.intent.scoring import score_intent_model
 from ml.schemas import INTENT_PYFUNC_OUTPUT
 
 
@@ -48,7 +49,7 @@ def test_registered_model_predicts_like_the_in_memory_one(trained: dict[str, Any
     assert from_registry["label"].iloc[-3:-1].tolist() == ["out_of_scope", "out_of_scope"]
     assert loaded.metadata.signature is not None
 
-    frame = predict_frame(reg["model_uri"], test)
+    frame = score_intent_model(reg["model_uri"], test)
     assert frame["predicted"].tolist() == in_memory["label"].iloc[: len(test)].tolist()
 
 
@@ -63,13 +64,14 @@ def test_evaluate_writes_metrics_predictions_and_tags(trained: dict[str, Any]) -
     assert metrics["oos"]["oos_recall"] is not None  # the tiny data has out_of_scope rows
     assert 0 <= metrics["ece"] <= 1
     preds = pd.read_parquet(reports / "predictions.parquet")
-    assert tuple(preds.columns) == PREDICTION_COLUMNS
+    assert tuple(preds.columns[: len(PREDICTION_COLUMNS)]) == PREDICTION_COLUMNS
+    reg = json.loads((out / "registration.json").read_text())
+    assert metrics["scored_model"] == reg["model_uri"]  # the registered artifact, not the folder
     test = load_split(params.paths.processed, "test", load_labels(params.paths.processed))
     assert preds["example_id"].tolist() == test["example_id"].tolist()
     assert preds["correct"].mean() == metrics["accuracy"]
     assert result["logged_to_run"] is True
 
-    reg = json.loads((out / "registration.json").read_text())
     client = MlflowClient(
         tracking_uri=params.mlflow.tracking_uri, registry_uri=params.mlflow.tracking_uri
     )

@@ -19,7 +19,7 @@ from ml import registry
 from ml.config import Params
 from ml.credentials import applied_env
 from ml.errors import StackError
-from ml.gate import rescore_intent, run_gate
+from ml.gate import run_gate
 from ml.preflight import run_checks
 from tests.stack.conftest import (
     TOY_MODELS,
@@ -186,8 +186,8 @@ def test_cli_promotion_exits_7_naming_the_setting(
 def test_gate_fails_with_the_setting_and_tags_nothing(
     registered: Registered, client: Any, tmp_path: Path
 ) -> None:
-    """The gate re-scores the champion from the registry: with a wrong secret it stops there,
-    before any report is logged or the challenger is tagged."""
+    """The gate scores both models from the registry: with a wrong secret it stops at the first
+    load, before any report is logged or the challenger is tagged."""
     v3 = registered.versions[2]
     test = pd.DataFrame(
         {
@@ -198,10 +198,8 @@ def test_gate_fails_with_the_setting_and_tags_nothing(
     )
     (tmp_path / "processed" / "intent").mkdir(parents=True)
     test.to_parquet(tmp_path / "processed" / "intent" / "test.parquet")
-    (tmp_path / "reports" / "intent").mkdir(parents=True)
-    challenger = registry.load_model(f"models:/{registered.name}/{v3}")
-    rescore_intent(challenger, test).to_parquet(
-        tmp_path / "reports" / "intent" / "predictions.parquet"
+    (tmp_path / "processed" / "intent" / "label_map.json").write_text(
+        json.dumps({"labels": ["get_refund", "track_order"]})
     )
     (tmp_path / "models" / "intent").mkdir(parents=True)
     (tmp_path / "models" / "intent" / "registration.json").write_text(
@@ -222,7 +220,7 @@ def test_gate_fails_with_the_setting_and_tags_nothing(
     with applied_env({"AWS_SECRET_ACCESS_KEY": WRONG_SECRET}), pytest.raises(StackError) as raised:
         run_gate("intent", params, client)
     message = str(raised.value)
-    assert f"models:/{registered.name}@{registry.CHAMPION}" in message
+    assert f"models:/{registered.name}/{v3}" in message
     assert "AWS_SECRET_ACCESS_KEY is wrong" in message
     assert snapshot(client, registered) == before
     assert "gate.decision" not in before["version_tags"][v3]

@@ -5,13 +5,16 @@ import math
 import pandas as pd
 import pytest
 
-from ml.validation.label_stats import label_table, total_variation
+from ml.core.metrics import total_variation
+from ml.validation.label_stats import label_table
 
 
 def test_total_variation_bounds() -> None:
-    assert total_variation({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.5}) == 0
-    assert total_variation({"a": 1.0}, {"b": 1.0}) == 1
-    assert total_variation({"a": 0.75, "b": 0.25}, {"a": 0.25, "b": 0.75}) == pytest.approx(0.5)
+    assert total_variation(pd.Series({"a": 0.5, "b": 0.5}), pd.Series({"a": 0.5, "b": 0.5})) == 0
+    assert total_variation(pd.Series({"a": 1.0}), pd.Series({"b": 1.0})) == 1
+    assert total_variation(
+        pd.Series({"a": 0.75, "b": 0.25}), pd.Series({"a": 0.25, "b": 0.75})
+    ) == pytest.approx(0.5)
 
 
 def test_label_table_counts_zero_fills_and_distance() -> None:

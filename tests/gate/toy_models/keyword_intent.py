@@ -5,6 +5,7 @@ model_config: {"keywords": {word: label}, "confidence": float, "fallback": label
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import mlflow
@@ -21,7 +22,7 @@ class KeywordIntent(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):  # no hints: MLflow would infer a schema
         labels = []
         for text in model_input["text"].astype(str):
-            words = text.lower().split()
+            words = re.findall(r"[a-z]+", text.lower())
             labels.append(next((self.keywords[w] for w in words if w in self.keywords), None))
         found = [label is not None for label in labels]
         return pd.DataFrame(
