@@ -8,11 +8,16 @@ record to and from the DVC remote (S3, MinIO, a local folder):
   cache (it never touches the workspace), then check out only the outputs the workspace lacks (a
   fresh worker). Outputs that differ from dvc.lock are left alone: the stage is about to
   regenerate them, and a forced checkout would delete files nobody cached. A version that
-  dvc.lock names but nobody pushed (a fresh clone's dvc.lock from git) is regenerated too.
+  dvc.lock names but nobody pushed (a fresh clone's dvc.lock from git) is not in the cache after
+  the fetch: it is not checked out (nothing is wrong) and preprocessing regenerates it.
 * :func:`push_stage` after training: ``dvc push`` the stage's outputs and return the stage's
   dvc.lock entry, which the DAG stores as a tag on the new model version.
 * :func:`restore_stage`: write such an entry back into dvc.lock and ``dvc pull`` it, which brings
   back the exact bytes a model version was trained on (``python -m ml restore-data``).
+* :func:`record_stages` after the DAG trained and evaluated with the stages' own commands
+  (``python -m ml train|evaluate <family>``) but outside ``dvc repro``: ``dvc commit`` them, so
+  dvc.lock says they are up to date and ``dvc repro`` does not redo them; not when the run's
+  overrides changed a param the stages declare (DVC would run them with params.yaml's values).
 
 Credentials are DVC's own: the environment (AWS_*) or ``.dvc/config.local``, never the repo.
 """
@@ -20,11 +25,13 @@ Credentials are DVC's own: the environment (AWS_*) or ``.dvc/config.local``, nev
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,19 +139,38 @@ def pull_stage(project: Path, stage: str, remote: str | None = None) -> dict[str
     missing = [out for out in outs if not (project / out).exists()]
     if not missing:
         return {"stage": stage, "remote": remote, "restored": []}
-    checkout = run_dvc(project, "checkout", *missing)
-    if checkout.returncode != 0:
-        # The version in dvc.lock was never pushed (e.g. a fresh clone whose dvc.lock came from
-        # git): nothing to restore, and the stage is about to regenerate it anyway.
-        log.warning(
-            "%s recorded in dvc.lock but not on DVC remote %s; preprocessing will regenerate "
-            "it:\n%s",
-            ", ".join(missing),
+    # What the fetch could not bring: a version dvc.lock names but nobody pushed (e.g. a fresh
+    # clone's dvc.lock from git). Nothing to restore, and the stage is about to regenerate it;
+    # checking it out would only make DVC print "ERROR: Checkout failed".
+    absent = not_in_cache(project, missing)
+    present = [out for out in missing if out not in absent]
+    if present:
+        # In the cache now: a failure here is real (a partial version, the workspace).
+        _checked(project, f"checking out {stage}", "checkout", *present)
+    result: dict[str, Any] = {"stage": stage, "remote": remote, "restored": present}
+    if absent:
+        log.info(
+            "%s: the version dvc.lock names is not on DVC remote %s (never pushed); "
+            "preprocessing regenerates it",
+            ", ".join(absent),
             remote,
-            (checkout.stdout + checkout.stderr).strip()[-1000:],
         )
-        return {"stage": stage, "remote": remote, "restored": [], "not_on_remote": missing}
-    return {"stage": stage, "remote": remote, "restored": missing}
+        result["not_on_remote"] = absent
+    return result
+
+
+def not_in_cache(project: Path, outs: list[str]) -> list[str]:
+    """Those of ``outs`` whose recorded version is not in the DVC cache (``dvc data status``)."""
+    args = ("data", "status", "--json", *outs)
+    proc = run_dvc(project, *args)
+    if proc.returncode != 0:
+        raise DataSyncError(
+            f"`dvc {' '.join(args)}` failed in {project} (exit {proc.returncode}):\n"
+            f"{(proc.stdout + proc.stderr).strip()[-2000:]}"
+        )
+    report = json.loads(proc.stdout or "{}")
+    absent = {str(path).rstrip("/") for path in report.get("not_in_cache", [])}
+    return [out for out in outs if out.rstrip("/") in absent]
 
 
 def push_stage(project: Path, stage: str, remote: str | None = None) -> dict[str, Any]:
@@ -178,6 +204,90 @@ def restore_stage(
     _checked(project, f"restoring {stage}", "pull", "--force", *_remote_args(remote), stage)
     outs = [str(o["path"]) for o in entry.get("outs", [])]
     return {"stage": stage, "remote": remote, "restored": outs}
+
+
+def record_stages(
+    project: Path,
+    stages: Sequence[str],
+    params_file: str | Path = "params.yaml",
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    """Record ``stages`` as up to date in dvc.lock (``dvc commit --force``) after their commands
+    ran outside ``dvc repro`` (the retrain DAG's train and evaluate tasks run the same steps).
+
+    Only when the run computed what ``dvc repro`` would have: the effective values
+    (``params_file`` + ``overrides``) of every param the stages declare, and of ``paths`` (their
+    deps and outs), equal params.yaml's. Otherwise nothing is recorded and one line names the
+    overridden keys: the stages stay out of date and ``dvc repro`` redoes them with params.yaml.
+    Stages that dvc.yaml does not define are left out.
+    """
+    from ml.config import load_params
+
+    dvc_yaml = project / "dvc.yaml"
+    document = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) if dvc_yaml.is_file() else {}
+    defined = (document or {}).get("stages", {})
+    known = [stage for stage in stages if stage in defined]
+    result: dict[str, Any] = {"stages": known, "recorded": []}
+    if len(known) < len(stages):
+        result["not_in_dvc_yaml"] = [stage for stage in stages if stage not in defined]
+        log.info("not stages of %s, nothing to record: %s", dvc_yaml, result["not_in_dvc_yaml"])
+    if not known:
+        return result
+    keys, other_files = {"paths"}, set()
+    for stage in known:
+        for entry in defined[stage].get("params") or []:
+            if isinstance(entry, str):
+                keys.add(entry)
+                continue
+            for file, names in dict(entry).items():
+                if file == "params.yaml":
+                    keys.update(names or [""])
+                else:
+                    other_files.add(str(file))
+    with contextlib.chdir(project):
+        effective = load_params(params_file, overrides or []).model_dump(mode="json")
+        declared = load_params("params.yaml").model_dump(mode="json")
+    changed = sorted(
+        {
+            diff
+            for key in keys
+            for diff in _differences(_at(effective, key), _at(declared, key), key)
+        }
+    )
+    reasons = [f"this run overrode {', '.join(changed)}"] if changed else []
+    reasons += [f"they declare params of {file}" for file in sorted(other_files)]
+    if reasons:
+        result["out_of_date"] = (
+            f"dvc.lock: {', '.join(known)} stay out of date ({'; '.join(reasons)}): "
+            "`dvc repro` reruns them with params.yaml"
+        )
+        log.info("%s", result["out_of_date"])
+        return result
+    _checked(
+        project, "recording the run in dvc.lock", "--wait-for-lock", "commit", "--force", *known
+    )
+    log.info("dvc.lock records %s as up to date", ", ".join(known))
+    result["recorded"] = known
+    return result
+
+
+def _at(tree: Any, dotted: str) -> Any:
+    for part in filter(None, dotted.split(".")):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
+def _differences(left: Any, right: Any, prefix: str) -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        return [
+            diff
+            for key in sorted(set(left) | set(right))
+            for diff in _differences(
+                left.get(key), right.get(key), f"{prefix}.{key}" if prefix else str(key)
+            )
+        ]
+    return [] if left == right else [prefix]
 
 
 # ----------------------------------------------------------------------------- CLI

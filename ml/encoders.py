@@ -82,8 +82,9 @@ def encode_texts(
     text; the output keeps the input order.
     """
     import torch
-    from tqdm.auto import tqdm
     from transformers import AutoModel, AutoTokenizer
+
+    from ml.core.progress import progress
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     folder = resolve_model_path(model_path)
@@ -98,7 +99,9 @@ def encode_texts(
     out = np.zeros((len(texts), hidden), dtype=np.float32)
     batches = range(0, len(texts), batch_size)
     with torch.inference_mode():
-        for start in tqdm(batches, desc="encoding texts", unit="batch", disable=not show_progress):
+        for start in progress(
+            batches, desc="encoding texts", unit="batch", disable=not show_progress
+        ):
             idx = order[start : start + batch_size]
             enc = tokenizer(
                 [texts[i] for i in idx],

@@ -13,7 +13,8 @@ DAGs and how they start each other (data-aware scheduling, no loops)::
       or on the drift asset)     -> train [-> push_data] -> evaluate -> gate -> decide
                                  -> promote | reject -> summary
 
-pull_data / push_data exist in dvc preprocess mode (ml.data_versions); with
+pull_data / push_data exist in dvc preprocess mode (ml.data_versions), and record_dvc_lock after
+evaluate (dvc.lock records train/evaluate unless the run overrode their params); with
 SHOPFLOW_TRAIN_RUNNER=docker|kubernetes, train is train_command -> train (container or pod) ->
 record_training (ml.containers).
 
@@ -37,7 +38,6 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -45,10 +45,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ml import containers
+from ml.core.families import FAMILIES, Family, get_family
 from ml.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
+
+    from ml.tracking import AirflowTask
 
 log = logging.getLogger(__name__)
 
@@ -56,44 +59,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # A fixed past start: with catchup=False only the next scheduled interval runs.
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 LEDGER_DIR = "pipeline_runs"  # under paths.reports: results of finished steps per DAG run
-
-
-@dataclass(frozen=True)
-class FamilySpec:
-    """What differs between the two retrain pipelines."""
-
-    family: str  # `train <family>`, `evaluate <family>`, `gate <family>`
-    dag_id: str
-    preprocess: str  # `preprocess <name>`
-    dvc_stage: str
-    datasets: tuple[str, ...]  # landing datasets the model learns from
-    epochs_key: str
-    learning_rate_key: str
-    sample_key: str
-
-
-FAMILIES: dict[str, FamilySpec] = {
-    "intent": FamilySpec(
-        family="intent",
-        dag_id="intent_retrain",
-        preprocess="intent",
-        dvc_stage="preprocess_intent",
-        datasets=("utterances",),
-        epochs_key="intent.train.epochs",
-        learning_rate_key="intent.train.learning_rate",
-        sample_key="intent.train.max_train_samples",
-    ),
-    "recommender": FamilySpec(
-        family="recommender",
-        dag_id="recommender_retrain",
-        preprocess="recsys",
-        dvc_stage="preprocess_recsys",
-        datasets=("catalog", "events"),
-        epochs_key="recommender.train.epochs",
-        learning_rate_key="recommender.train.learning_rate",
-        sample_key="recommender.train.max_train_examples",
-    ),
-}
 
 
 class OrchestrationSettings(BaseModel):
@@ -254,7 +219,7 @@ OVERRIDE_PATTERN = r"^(@.+|[A-Za-z_][\w.@-]*=.*)$"
 _OVERRIDE = re.compile(OVERRIDE_PATTERN)
 
 
-def conf_overrides(spec: FamilySpec, conf: dict[str, Any]) -> list[str]:
+def conf_overrides(spec: Family, conf: dict[str, Any]) -> list[str]:
     """Turn the run's Params (the UI trigger form) into ``--set`` overrides for every step."""
     out: list[str] = []
     if conf.get("epochs") is not None:
@@ -284,13 +249,59 @@ def step_argv(verb: list[str], settings: OrchestrationSettings, overrides: list[
 def run_ml_step(
     verb: list[str], settings: OrchestrationSettings, overrides: list[str]
 ) -> dict[str, Any]:
-    """``python -m ml <verb>`` in-process, in the project folder; the result dict comes back."""
+    """``python -m ml <verb>`` in-process, in the project folder; the result dict comes back.
+    Inside a task, with task-log-friendly output and the task instance known to the MLflow runs
+    the step creates (ml.task_runtime)."""
     from ml.cli import run_step
+    from ml.task_runtime import airflow_step
 
     argv = step_argv(verb, settings, overrides)
     log.info("running: python -m ml %s", " ".join(argv))
-    with in_project(settings), step_credentials(settings):
+    with in_project(settings), step_credentials(settings), airflow_step(current_airflow_task()):
         return run_step(argv)
+
+
+def current_airflow_task() -> AirflowTask | None:
+    """The task instance running now (dag_id, run_id, task_id, try_number); None outside a
+    task."""
+    from airflow.sdk import get_current_context
+
+    from ml.tracking import AirflowTask
+
+    try:
+        ti = get_current_context()["ti"]
+    except Exception:  # no task context: called outside a task (tests, scripts)
+        return None
+    return AirflowTask(str(ti.dag_id), str(ti.run_id), str(ti.task_id), int(ti.try_number))
+
+
+def close_mlflow_runs_callback(
+    spec: Family, settings: OrchestrationSettings
+) -> Callable[[Any], None]:
+    """``on_failure_callback`` of a task that creates MLflow runs: end the runs this try (or
+    an earlier one) left RUNNING as FAILED. The step ends its own run when it can (an
+    exception, SIGTERM, a timeout: ml.tracking.step_run); this covers a process killed outright
+    or out of memory, where Airflow runs the callback elsewhere. Never raises."""
+
+    def callback(context: Any) -> None:
+        from ml.config import load_params
+        from ml.tracking import AirflowTask, close_task_runs
+
+        ti = context["ti"]
+        task = AirflowTask(str(ti.dag_id), str(ti.run_id), str(ti.task_id), int(ti.try_number))
+        error = context.get("exception")
+        reason = f"the Airflow task failed: {error!r}"[:500] if error else "the Airflow task failed"
+        try:
+            overrides = conf_overrides(spec, dict(context.get("params") or {}))
+            with in_project(settings):
+                params = load_params(settings.params_file, overrides)
+                close_task_runs(params.mlflow, spec.experiment(params), task, reason=reason)
+        except Exception as exc:
+            log.warning(
+                "could not close the MLflow runs of %s try %s: %s", ti.task_id, ti.try_number, exc
+            )
+
+    return callback
 
 
 def step_credentials(settings: OrchestrationSettings) -> contextlib.AbstractContextManager[Any]:
@@ -365,7 +376,7 @@ def jsonable(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_once(
-    spec: FamilySpec,
+    spec: Family,
     settings: OrchestrationSettings,
     overrides: list[str],
     ledger: StepLedger,
@@ -375,14 +386,14 @@ def train_once(
     if done is not None:
         log.info("train already finished in this DAG run; reusing %s", done.get("registration"))
         return done | {"reused": True}
-    result = jsonable(run_ml_step(["train", spec.family], settings, overrides))
+    result = jsonable(run_ml_step(["train", spec.name], settings, overrides))
     result["trained_on"] = tag_trained_on(spec, settings, overrides, result)
     ledger.put("train", result)
     return result | {"reused": False}
 
 
 def container_train_args(
-    spec: FamilySpec,
+    spec: Family,
     settings: OrchestrationSettings,
     overrides: list[str],
     ledger: StepLedger,
@@ -408,7 +419,7 @@ def container_train_args(
     if Path(params_file).is_absolute():
         params_file = str(containers.container_path(Path(params_file), settings, "params file"))
     argv = step_argv(
-        ["train", spec.family], settings.model_copy(update={"params_file": params_file}), overrides
+        ["train", spec.name], settings.model_copy(update={"params_file": params_file}), overrides
     )
     argv += ["--output-json", str(inside)]
     log.info("the container runs: %s", " ".join(containers.trainer_argv(argv)))
@@ -416,7 +427,7 @@ def container_train_args(
 
 
 def record_container_training(
-    spec: FamilySpec,
+    spec: Family,
     settings: OrchestrationSettings,
     overrides: list[str],
     ledger: StepLedger,
@@ -447,7 +458,7 @@ def syncs_data(settings: OrchestrationSettings) -> bool:
     return settings.preprocess_mode == "dvc" and settings.dvc_sync != "off"
 
 
-def pull_data_version(spec: FamilySpec, settings: OrchestrationSettings) -> dict[str, Any]:
+def pull_data_version(spec: Family, settings: OrchestrationSettings) -> dict[str, Any]:
     """Before preprocessing: the stage's recorded outputs from the DVC remote (a fresh worker
     gets the last version back, so an unchanged stage is skipped instead of recomputed)."""
     from ml.data_versions import pull_stage, resolve_remote
@@ -456,11 +467,11 @@ def pull_data_version(spec: FamilySpec, settings: OrchestrationSettings) -> dict
     if resolve_remote(project, settings.dvc_remote) is None:
         return no_remote(settings, "pull")
     with step_credentials(settings):
-        return pull_stage(project, spec.dvc_stage, settings.dvc_remote)
+        return pull_stage(project, spec.dvc_preprocess_stage, settings.dvc_remote)
 
 
 def push_data_version(
-    spec: FamilySpec, settings: OrchestrationSettings, overrides: list[str], train: dict
+    spec: Family, settings: OrchestrationSettings, overrides: list[str], train: dict
 ) -> dict[str, Any]:
     """After training: push the data the new version learnt from and tag the version with the
     stage's dvc.lock entry (``python -m ml restore-data <family> --version N`` pulls it back)."""
@@ -472,7 +483,7 @@ def push_data_version(
     if resolve_remote(project, settings.dvc_remote) is None:
         return no_remote(settings, "push")
     with step_credentials(settings):
-        result = push_stage(project, spec.dvc_stage, settings.dvc_remote)
+        result = push_stage(project, spec.dvc_preprocess_stage, settings.dvc_remote)
     reg = train.get("registration") or {}
     if reg.get("version"):
         with in_project(settings):
@@ -483,6 +494,17 @@ def push_data_version(
         log.info("%s v%s tagged with its data version", reg["model_name"], reg["version"])
     outs = {o["path"]: o.get("md5") for o in result["lock"].get("outs", [])}
     return {"stage": result["stage"], "remote": result["remote"], "outs": outs}
+
+
+def record_dvc_results(
+    spec: Family, settings: OrchestrationSettings, overrides: list[str]
+) -> dict[str, Any]:
+    """After train and evaluate (dvc mode): record their DVC stages in dvc.lock, so `dvc repro`
+    agrees they are up to date; not when the run's overrides changed a param they declare."""
+    from ml.data_versions import record_stages
+
+    stages = [spec.dvc_train_stage, spec.dvc_evaluate_stage]
+    return record_stages(settings.project_dir, stages, settings.params_file, overrides)
 
 
 def no_remote(settings: OrchestrationSettings, action: str) -> dict[str, Any]:
@@ -498,13 +520,14 @@ def no_remote(settings: OrchestrationSettings, action: str) -> dict[str, Any]:
 
 
 def tag_trained_on(
-    spec: FamilySpec, settings: OrchestrationSettings, overrides: list[str], result: dict
+    spec: Family, settings: OrchestrationSettings, overrides: list[str], result: dict
 ) -> dict[str, list[str]]:
     """Tag the new version with the validated partition dates it learnt from: the drift
     monitor's reference for this model once it is champion."""
     from ml import registry
     from ml.config import load_params
-    from ml.drift import TRAINED_ON_TAG, dated_partitions
+    from ml.drift import dated_partitions
+    from ml.registry import TRAINED_ON_TAG
 
     with in_project(settings):
         params = load_params(settings.params_file, overrides)
@@ -567,7 +590,7 @@ def read_metrics(settings: OrchestrationSettings, family: str, overrides: list[s
 
 
 def build_summary(
-    spec: FamilySpec,
+    spec: Family,
     *,
     train: dict[str, Any],
     gate: dict[str, Any],
@@ -581,7 +604,7 @@ def build_summary(
     run_id = registration.get("run_id")
     promoted = bool(outcome and outcome.get("action") == "promote")
     return {
-        "family": spec.family,
+        "family": spec.name,
         "model": registration.get("model_name"),
         "version": registration.get("version"),
         "decision": gate.get("decision"),
@@ -711,7 +734,7 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
     (one DAG per family, same wiring)."""
     from airflow.sdk import dag, get_current_context, task
 
-    spec = FAMILIES[family]
+    spec = get_family(family)
     settings = settings or OrchestrationSettings.from_env()
     train_opts: dict[str, Any] = _retry_args(settings)
     if settings.train_pool:
@@ -769,7 +792,7 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
         def preprocess() -> dict[str, Any]:
             _, overrides, _ = _ctx()
             if settings.preprocess_mode == "dvc":
-                return run_dvc_stage(spec.dvc_stage, settings)
+                return run_dvc_stage(spec.dvc_preprocess_stage, settings)
             return jsonable(run_ml_step(["preprocess", spec.preprocess], settings, overrides))
 
         @task(pool=settings.data_pool, **_retry_args(settings))
@@ -781,7 +804,12 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
             _, overrides, _ = _ctx()
             return push_data_version(spec, settings, overrides, train_result)
 
-        @task(**train_opts)
+        @task(pool=settings.data_pool, **_retry_args(settings))
+        def record_dvc_lock() -> dict[str, Any]:
+            _, overrides, _ = _ctx()
+            return record_dvc_results(spec, settings, overrides)
+
+        @task(on_failure_callback=close_mlflow_runs_callback(spec, settings), **train_opts)
         def train() -> dict[str, Any]:
             _, overrides, ledger = _ctx()
             return train_once(spec, settings, overrides, ledger)
@@ -789,7 +817,7 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
         @task(**_retry_args(settings))
         def evaluate() -> dict[str, Any]:
             _, overrides, ledger = _ctx()
-            result = jsonable(run_ml_step(["evaluate", spec.family], settings, overrides))
+            result = jsonable(run_ml_step(["evaluate", spec.name], settings, overrides))
             ledger.put("evaluate", result)
             return result
 
@@ -799,7 +827,7 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
             done = ledger.get("gate")  # the gate tags the version: decide once per run
             if done is not None:
                 return done
-            result = jsonable(run_ml_step(["gate", spec.family], settings, overrides))
+            result = jsonable(run_ml_step(["gate", spec.name], settings, overrides))
             ledger.put("gate", result)
             return result
 
@@ -812,7 +840,7 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
         def promote(gate_result: dict[str, Any]) -> dict[str, Any]:
             _, overrides, _ = _ctx()
             context = get_current_context()
-            verb = ["registry", "promote", spec.family, "--pipeline-run", str(context["run_id"])]
+            verb = ["registry", "promote", spec.name, "--pipeline-run", str(context["run_id"])]
             forced = not gate_result.get("promote")
             if forced:
                 verb += ["--force", "--reason", "force_promote from the DAG run's Params"]
@@ -837,7 +865,7 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
                 spec,
                 train=train_result,
                 gate=gate_result,
-                metrics=read_metrics(settings, spec.family, overrides),
+                metrics=read_metrics(settings, spec.name, overrides),
                 outcome=outcome,
                 conf=conf,
                 link=mlflow_run_link(
@@ -865,6 +893,9 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
         else:
             t_ingest >> t_validate >> t_pre >> train_start
             t_train >> t_eval >> t_gate
+        if settings.preprocess_mode == "dvc":
+            # dvc.lock records the train and evaluate steps this run did (as `dvc repro` would).
+            t_eval >> record_dvc_lock()
         # TaskFlow passes XComArgs where the functions declare the values they receive.
         branch = decide(t_gate)  # type: ignore[arg-type]
         t_promote, t_reject = promote(t_gate), reject(t_gate)  # type: ignore[arg-type]
@@ -876,7 +907,7 @@ def build_retrain_dag(family: str, settings: OrchestrationSettings | None = None
 
 
 def _container_training_tasks(
-    spec: FamilySpec,
+    spec: Family,
     settings: OrchestrationSettings,
     train_opts: dict[str, Any],
     run_context: Callable[[], tuple[dict[str, Any], list[str], StepLedger]],
@@ -903,7 +934,7 @@ def _container_training_tasks(
 
     t_command = train_command()
     t_container = containers.train_operator(
-        settings, spec.family, t_command, task_id="train", **train_opts
+        settings, spec.name, t_command, task_id="train", **train_opts
     )
     t_record = record_training()
     t_command >> t_container >> t_record

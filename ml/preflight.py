@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -770,10 +769,12 @@ def preflight(
     project_dir: Path = Path("."),
     dvc_remote: str | None = None,
 ) -> dict[str, Any]:
-    """Run the checks, print a table to stderr, raise StackError if any failed; else a
-    JSON-able summary."""
+    """Run the checks, print a table to stderr (an INFO record inside an Airflow task), raise
+    StackError if any failed; else a JSON-able summary."""
+    from ml.core.progress import report
+
     results = run_checks(params, checks, project_dir, dvc_remote)
-    print(format_table(results), file=sys.stderr)
+    report(format_table(results))
     require_ok(results)
     return {"ok": True, "checks": [r.to_dict() for r in results]}
 

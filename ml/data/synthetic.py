@@ -16,8 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from ml.core.progress import progress
 from ml.data.config import GeneratorConfig
 from ml.data.shop_events import generate_events
 from ml.data.utterances import Utterance, generate_utterances
@@ -142,7 +141,7 @@ def generate_world(
     days = range(first_day, first_day + n_days)
     paths: list[str] = []
     rows: dict[str, dict[str, int]] = {"catalog": {}, "events": {}, "utterances": {}}
-    for day in tqdm(days, desc="synthetic days", unit="day", disable=len(days) < 2):
+    for day in progress(days, desc="synthetic days", unit="day", disable=len(days) < 2):
         day_iso = day_date(cfg, day)
         for dataset, info in generate_day(world, cfg, out_dir, day).items():
             paths.append(info["path"])

@@ -179,7 +179,7 @@ def predict_proba(
     device: torch.device | None = None,
     show_progress: bool = False,
 ) -> np.ndarray:
-    from tqdm.auto import tqdm
+    from ml.core.progress import progress
 
     device = device or next(net.parameters()).device
     n_labels = net.head.out_features
@@ -191,7 +191,7 @@ def predict_proba(
     net.eval()
     batches = sorted_batches([len(x) for x in ids], batch_size)
     with torch.inference_mode():
-        for batch in tqdm(batches, desc="scoring", unit="batch", disable=not show_progress):
+        for batch in progress(batches, desc="scoring", unit="batch", disable=not show_progress):
             input_ids, mask = pad_batch([ids[i] for i in batch], tokenizer.pad_token_id or 0)
             with autocast(device):
                 logits = net(input_ids.to(device), mask.to(device))
@@ -216,7 +216,7 @@ def embed_texts(
     show_progress: bool = True,
 ) -> np.ndarray:
     """The normalised mean-pooled embeddings the head sees (n, hidden), in input order."""
-    from tqdm.auto import tqdm
+    from ml.core.progress import progress
 
     device = next(net.parameters()).device
     ids = tokenize(tokenizer, texts, max_length)
@@ -225,7 +225,7 @@ def embed_texts(
     net.eval()
     batches = sorted_batches([len(x) for x in ids], batch_size)
     with torch.inference_mode():
-        for batch in tqdm(batches, desc="embedding", unit="batch", disable=not show_progress):
+        for batch in progress(batches, desc="embedding", unit="batch", disable=not show_progress):
             input_ids, mask = pad_batch([ids[i] for i in batch], tokenizer.pad_token_id or 0)
             with autocast(device):
                 emb = net.embed(input_ids.to(device), mask.to(device))

@@ -139,11 +139,11 @@ def fit_intent(
     params.intent.train.resume).
     """
     import torch
-    from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
+    from ml.core.metrics import classification_metrics
+    from ml.core.progress import progress
     from ml.encoders import pick_device, resolve_model_path
-    from ml.intent.diagnostics import classification_metrics
     from ml.intent.model import autocast, build_net, embed_texts, predict_proba, save_bundle
     from ml.intent.oos import choose_threshold
 
@@ -252,7 +252,7 @@ def fit_intent(
         )
         loss_sum, hits, seen = 0.0, 0, 0
         t0 = time.perf_counter()
-        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch")
+        bar = progress(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", logger=log)
         for step, batch in enumerate(bar, start=1):
             input_ids, mask = pad_batch([train_ids[i] for i in batch], pad_id)
             input_ids, mask, target = (
@@ -395,7 +395,13 @@ def train_intent(
     from ml.intent.diagnostics import write_diagnostics
     from ml.intent.model import IntentModel
     from ml.intent.pyfunc import log_intent_pyfunc
-    from ml.tracking import configure_mlflow, environment_info, lineage_tags
+    from ml.tracking import (
+        configure_mlflow,
+        environment_info,
+        lineage_tags,
+        record_model_version,
+        step_run,
+    )
 
     processed_dir, out_dir = Path(processed_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -404,7 +410,7 @@ def train_intent(
         s: split_path(processed_dir, s) for s in ("train", "val", "test")
     }
     data["label_map"] = processed_dir / "intent" / "label_map.json"
-    with mlflow.start_run(run_name="train-intent") as run:
+    with step_run("intent") as run:
         mlflow.set_tags(lineage_tags(params, data))
         mlflow.set_tag("device", environment_info().get("device", "cpu"))
         mlflow.log_params(_flat_params(params))
@@ -451,6 +457,7 @@ def train_intent(
             val_df["text"].head(3).tolist(),
         )
         version = info.registered_model_version
+        record_model_version(run, params.mlflow.intent_model_name, version)
         registration = {
             "run_id": run.info.run_id,
             "model_uri": (

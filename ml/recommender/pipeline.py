@@ -51,13 +51,13 @@ def train_step(
 
     from ml.recommender.model import CLUSTERS_FILE, train_recommender
     from ml.recommender.registry import log_and_register, write_registration
-    from ml.tracking import configure_mlflow, lineage_tags
+    from ml.tracking import configure_mlflow, lineage_tags, record_model_version, step_run
 
     processed = Path(processed_dir or params.paths.processed)
     out = Path(out_dir or model_dir(params))
     configure_mlflow(params.mlflow, params.mlflow.recommender_experiment)
     folder = recsys_dir(processed)
-    with mlflow.start_run(run_name="train-recommender") as run:
+    with step_run("recommender") as run:
         mlflow.set_tags(
             lineage_tags(
                 params,
@@ -91,6 +91,7 @@ def train_step(
         example = items["item_id"].astype(str).head(3).tolist()
         info = log_and_register(out, params.mlflow.recommender_model_name, example)
         info["run_id"] = run.info.run_id
+        record_model_version(run, params.mlflow.recommender_model_name, info.get("version"))
     write_registration(info, out)
     summary.pop("curves")
     return {**summary, "registration": info}
@@ -115,11 +116,10 @@ def evaluate_step(
     if log_to_mlflow and registration.exists():
         import mlflow
 
-        from ml.tracking import configure_mlflow
+        from ml.tracking import resumed_run
 
         run_id = json.loads(registration.read_text())["run_id"]
-        configure_mlflow(params.mlflow, params.mlflow.recommender_experiment)
-        with mlflow.start_run(run_id=run_id):
+        with resumed_run(params.mlflow, run_id):
             mlflow.log_metrics(_flat(f"{split}.", metrics["model"]))
             for name, values in metrics["baselines"].items():
                 mlflow.log_metrics(_flat(f"{split}.{name}.", values))

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from ml.core.metrics import metrics_from_ranks, rank_targets, summarize
+from ml.core.progress import progress
 from ml.encoders import pick_device, resolve_model_path
 from ml.recommender.data import RecData, load_recsys, training_pairs
 from ml.recommender.features import assign_clusters, encode_items, fit_user_clusters
-from ml.recommender.metrics import metrics_from_ranks, ranks_from_scores, summarize
 from ml.recommender.model import Recommender, SeqRecNet, pad_histories
 
 if TYPE_CHECKING:
@@ -49,9 +49,9 @@ def validation_ndcg(model: Recommender, data: RecData, k: int = 10, batch: int =
     targets = data.val["target"].to_numpy()
     ranks = np.concatenate(
         [
-            ranks_from_scores(
-                model.score(hist[s : s + batch]), targets[s : s + batch], hist[s : s + batch]
-            )
+            rank_targets(
+                model.score(hist[s : s + batch]), targets[s : s + batch], hist[s : s + batch], 0
+            )[0]
             for s in range(0, len(hist), batch)
         ]
         or [np.zeros(0)]
@@ -172,7 +172,7 @@ def _fit(
         order = rng.permutation(n)[:per_epoch]
         total = 0.0
         steps = range(0, per_epoch, cfg.batch_size)
-        for start in tqdm(steps, desc=f"epoch {epoch}", unit="batch", leave=False):
+        for start in progress(steps, desc=f"epoch {epoch}", unit="batch", leave=False, logger=log):
             idx = torch.from_numpy(order[start : start + cfg.batch_size])
             lengths = len_t[idx]
             hist = hist_t[idx, : max(1, int(lengths.max()))].to(device)

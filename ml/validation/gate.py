@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
-
+from ml.core.progress import progress
 from ml.errors import DataValidationError
 from ml.schemas import DATASETS
 from ml.validation.gx_runner import GxRunner
@@ -231,7 +230,9 @@ def validate_landing(
     todo = [(ds, folder) for ds in datasets for folder in landing_partitions(paths.landing, ds)]
     reports: list[PartitionReport] = []
     runner: GxRunner | None = None
-    for ds, folder in tqdm(todo, desc="validate partitions", unit="partition", disable=not todo):
+    for ds, folder in progress(
+        todo, desc="validate partitions", unit="partition", disable=not todo
+    ):
         sha = content_sha256(partition_files(folder))
         validated = paths.validated / ds / folder.name
         if _already_validated(validated, sha):

@@ -11,14 +11,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.support.dvc import INTENT_OUT, digest_tree, dvc, init_intent_dvc_project
+from tests.support.dvc import INTENT_OUT, digest_tree, dvc, dvc_status, init_intent_dvc_project
 from tests.support.services import use_dummy_s3_keys
 
 pytestmark = pytest.mark.services
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROCESSED = INTENT_OUT
+RECORDED = ("train_intent", "evaluate_intent")
 
 
 @pytest.fixture
@@ -33,6 +35,14 @@ def dvc_project(tiny_project: Path, s3_endpoint: str, monkeypatch: pytest.Monkey
         s3.create_bucket(Bucket=bucket)
     prefix = f"s3://{bucket}/{tiny_project.parent.name}"
     init_intent_dvc_project(tiny_project, prefix, s3_endpoint)
+    # The real train/evaluate stages, less their code deps (the code is not in this project).
+    real = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    document = yaml.safe_load((tiny_project / "dvc.yaml").read_text(encoding="utf-8"))
+    for stage in RECORDED:
+        spec = dict(real[stage])
+        spec["deps"] = [d for d in spec["deps"] if not str(d).startswith(("ml/", "expectations/"))]
+        document["stages"][stage] = spec
+    (tiny_project / "dvc.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     return tiny_project
 
 
@@ -48,6 +58,10 @@ def test_retrain_in_dvc_mode_pushes_and_tags_the_data_version(
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert str(run.state) == "success", states
     assert states["pull_data"] == "success" and states["push_data"] == "success"
+    # The run trained and evaluated with params.yaml's values: dvc.lock says so, and
+    # `dvc repro` would not redo them.
+    assert states["record_dvc_lock"] == "success"
+    assert dvc_status(dvc_project, *RECORDED) == {}
     trained_on = digest_tree(dvc_project / PROCESSED)
     from ml.orchestration import StepLedger, format_summary
 
@@ -88,7 +102,8 @@ def test_sync_tasks_wrap_preprocess_and_training_only_in_dvc_mode(
     chain = ["validate", "pull_data", "preprocess", "train", "push_data", "evaluate"]
     for upstream, downstream in itertools.pairwise(chain):
         assert dvc_mode.get_task(downstream).upstream_task_ids == {upstream}, downstream
-    for task_id in ("pull_data", "push_data"):
+    assert dvc_mode.get_task("record_dvc_lock").upstream_task_ids == {"evaluate"}
+    for task_id in ("pull_data", "push_data", "record_dvc_lock"):
         assert dvc_mode.get_task(task_id).pool == "dvc"  # DVC locks its repo: one at a time
 
     for settings in (
@@ -98,6 +113,8 @@ def test_sync_tasks_wrap_preprocess_and_training_only_in_dvc_mode(
         dag = build_retrain_dag(family, settings)
         assert not {"pull_data", "push_data"} & set(dag.task_ids)
         assert dag.get_task("preprocess").downstream_task_ids == {"train"}
+        # Recording in dvc.lock follows the preprocess mode, not the remote sync.
+        assert ("record_dvc_lock" in dag.task_ids) == (settings.preprocess_mode == "dvc")
 
 
 def test_required_sync_without_a_remote_names_the_settings(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from tests.support.dvc import (
     digest_tree,
     dvc,
     init_intent_dvc_project,
+    land_validated_days,
 )
 from tests.support.services import use_dummy_s3_keys
 
@@ -29,23 +30,6 @@ pytestmark = pytest.mark.services
 
 STAGE = INTENT_STAGE
 OUT = INTENT_OUT
-
-
-def land_validated_days(project: Path, first_day: int, days: int) -> None:
-    """Synthetic utterance partitions straight into data/validated (validation is tested
-    elsewhere; here only their bytes matter)."""
-    from ml.data.config import GeneratorConfig
-    from ml.data.synthetic import generate_world
-
-    landing = project / "data" / "landing"
-    generate_world(
-        GeneratorConfig(n_items=60, n_users=40, utterances_per_day=150, days=days),
-        landing,
-        first_day=first_day,
-        n_days=days,
-    )
-    target = project / "data" / "validated" / "utterances"
-    shutil.copytree(landing / "utterances", target, dirs_exist_ok=True)
 
 
 @pytest.fixture
