@@ -7,12 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from ml.recommender.evaluate import rank_and_top
-from ml.recommender.metrics import (
+from ml.core.metrics import (
     catalog_coverage,
     metrics_from_ranks,
     popularity_bias,
-    ranks_from_scores,
+    rank_targets,
     summarize,
 )
 
@@ -40,13 +39,14 @@ def test_ranks_exclude_history_and_split_ties() -> None:
     # user 0: item 0 owned -> target 1 ties with item 2 -> expected rank 1.5
     # user 1: target 3 is owned -> inf
     # user 2: target 0 is the worst of 4 candidates, nothing owned -> rank 4
-    ranks = ranks_from_scores(scores, np.array([1, 3, 0]), [[0], [3, 3], []])
+    ranks, n_cand, top = rank_targets(scores, np.array([1, 3, 0]), [[0], [3, 3], []], top_n=2)
     assert ranks.tolist() == [1.5, np.inf, 4.0]
-    r2, n_cand, top = rank_and_top(scores, np.array([1, 3, 0]), [[0], [3, 3], []], top_n=2)
-    assert r2.tolist() == ranks.tolist()
     assert n_cand.tolist() == [3, 3, 4]  # duplicates in a history count once
     assert 0 not in top[0] and 3 not in top[1]
     assert top[2].tolist() == [3, 2]
+    # Equal scores list in item order, whatever argpartition returned.
+    _, _, tied = rank_targets(np.array([[0.5, 0.5, 0.5, 0.9]]), np.array([0]), [[]], top_n=3)
+    assert tied[0].tolist() == [3, 0, 1]
 
 
 def test_coverage_and_popularity_bias() -> None:
