@@ -1,7 +1,8 @@
 """Training in a container (DockerOperator) or a pod (KubernetesPodOperator).
 
-No Docker engine and no cluster here: the DAGs are built and their operators inspected (the
-pod spec is built by the provider itself), the container's command is parsed by the real
+No Docker engine and no cluster here: the DAGs are built and their operators inspected, the
+operators' execute runs against a fake Docker API client / up to the pod's creation (the pod
+request is built by the provider itself), the container's command is parsed by the real
 ``python -m ml`` parser, and the hand-over through --output-json runs on a real training run.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path, PurePosixPath
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -67,13 +69,50 @@ def train_task(settings: orch.OrchestrationSettings, family: str = "intent") -> 
     return orch.build_retrain_dag(family, settings).get_task("train")
 
 
+class PodCreation(Exception):
+    """Raised where the operator would create the pod: there is no cluster."""
+
+
 def built_pod(operator: Any, arguments: list[str], tmp_path: Path) -> Any:
-    """The pod the provider would submit for this operator (after the XCom is resolved)."""
+    """The pod the provider would submit when the task runs (after the XCom is resolved):
+    the operator's execute runs until it hands the pod request to get_or_create_pod."""
     kubeconfig = tmp_path / "kubeconfig.yaml"
     kubeconfig.write_text(yaml.safe_dump(KUBECONFIG))
     operator.arguments = arguments
     operator.config_file = str(kubeconfig)
-    return operator.build_pod_request_obj()
+    requests: list[Any] = []
+
+    def get_or_create_pod(pod_request_obj: Any, context: Any) -> Any:
+        requests.append(pod_request_obj)
+        raise PodCreation
+
+    operator.get_or_create_pod = get_or_create_pod
+    with pytest.raises(PodCreation):
+        operator.execute({})
+    [pod] = requests
+    return pod
+
+
+def fake_docker_engine(monkeypatch: pytest.MonkeyPatch) -> mock.MagicMock:
+    """docker.APIClient as DockerHook makes it, faked: an engine with the image, whose
+    container prints a line and exits 0. ``engine.call_args`` has the engine URL."""
+    client = mock.MagicMock(name="APIClient()")
+    client.ping.return_value = True
+    client.images.return_value = [{"Id": "sha256:trainer"}]
+    client.create_container.return_value = {"Id": "container-1"}
+    client.attach.return_value = iter([b"trained\n"])
+    client.wait.return_value = {"StatusCode": 0}
+    engine = mock.MagicMock(name="APIClient", return_value=client)
+    monkeypatch.setattr("airflow.providers.docker.hooks.docker.APIClient", engine)
+    return engine
+
+
+@pytest.fixture
+def worker_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No container setting, credential or DOCKER_HOST from the machine running the tests."""
+    for name in (*containers.PASSED_SETTINGS, *containers.CREDENTIAL_NAMES, "DOCKER_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -241,8 +280,62 @@ def test_no_secret_values_in_the_serialized_dag(
     dag = orch.build_retrain_dag("intent", settings_for(runner, project, k8s_secret="creds"))
     text = json.dumps(DagSerialization.to_dict(dag))
     assert SECRET not in text and "AKIA-not-a-real-id" not in text
-    # The non-secret settings are there, as they would be rendered in the UI.
-    assert "http://minio:9000" in text
+    # The non-secret settings are read on the worker when the task runs, not at parse time.
+    assert "http://minio:9000" not in text
+
+
+PARSE_TIME = {
+    "MLFLOW_TRACKING_URI": "http://dag-processor-mlflow:5000",
+    "MLFLOW_S3_ENDPOINT_URL": "http://dag-processor-minio:9000",
+    "DOCKER_HOST": "tcp://dag-processor-docker:2375",
+}
+# The worker's environment when the task runs: one setting changed, one gone, one new.
+RUN_TIME = {
+    "MLFLOW_TRACKING_URI": "http://worker-mlflow:5000",
+    "AWS_DEFAULT_REGION": "eu-central-1",
+    "DOCKER_HOST": "tcp://worker-docker:2375",
+}
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_container_settings_are_read_on_the_worker_when_the_task_runs(
+    project: Path, tmp_path: Path, worker_env: pytest.MonkeyPatch, runner: str
+) -> None:
+    for name, value in PARSE_TIME.items():
+        worker_env.setenv(name, value)
+    settings = settings_for(runner, project, k8s_secret="creds")
+    train = train_task(settings)  # the DAG file parsed
+    args = container_args(settings, "intent", {})
+    for name in PARSE_TIME:
+        worker_env.delenv(name)
+    for name, value in RUN_TIME.items():
+        worker_env.setenv(name, value)
+    worker_env.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    expected = {
+        "MLFLOW_TRACKING_URI": "http://worker-mlflow:5000",
+        "AWS_DEFAULT_REGION": "eu-central-1",
+    }
+
+    if runner == "docker":
+        engine = fake_docker_engine(worker_env)
+        train.command = args  # the train_command XCom, resolved
+        assert train.execute({}) is None
+        [create] = engine.return_value.create_container.call_args_list
+        # The credential by name, as before; unset settings are not passed (not even empty).
+        assert create.kwargs["environment"] == {**expected, "AWS_SECRET_ACCESS_KEY": SECRET}
+        # No SHOPFLOW_DOCKER_URL: the worker's DOCKER_HOST is the engine.
+        assert engine.call_args.kwargs["base_url"] == "tcp://worker-docker:2375"
+        rendered = train.environment
+    else:
+        [container] = built_pod(train, args, tmp_path).spec.containers
+        assert {e.name: e.value for e in container.env} == expected
+        # Credentials: from the Secret only, never from the worker's environment.
+        assert [e.secret_ref.name for e in container.env_from] == ["creds"]
+        rendered = {e.name: e.value for e in train.env_vars}
+    # What the UI shows after the run (the rendered fields are recorded again): the values the
+    # container got, without the secret.
+    assert train.overwrite_rtif_after_execution is True
+    assert rendered == expected
 
 
 def test_docker_credentials_are_read_on_the_worker_when_the_task_runs(
@@ -324,7 +417,7 @@ def test_record_training_from_a_real_result_file(tiny_project: Path) -> None:
 
     from ml import cli, registry
     from ml.config import load_params
-    from ml.drift import TRAINED_ON_TAG
+    from ml.registry import TRAINED_ON_TAG
 
     settings = orch.OrchestrationSettings(
         project_dir=tiny_project, train_runner="docker", trainer_project_dir=str(tiny_project)
