@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 # DVC stages call `python -m ml`: make it the venv's python.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test test-fast lint bench clean-data
+.PHONY: install demo test test-fast lint lock bench clean-data
 
 install: $(STAMP)
 
@@ -25,8 +25,10 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 demo: $(STAMP)
 	$(BIN)/python -m ml.demo
 
+# --durations=25: the slowest tests in every CI log. pytest's own exit code (e.g. 5: no tests
+# collected) fails make, hence .ci/run.
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not real and not services"
@@ -35,6 +37,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# dvc.lock as committed: `dvc repro` of every stage in a clean copy of the tree (its own MLflow
+# store); commit it with the code/params change (tests/pipeline/test_dvc_lock.py checks).
+lock: $(STAMP)
+	bash scripts/refresh-dvc-lock.sh
 
 bench: $(STAMP)
 	$(BIN)/python bench/intent_bench.py

@@ -17,6 +17,16 @@
 # Trigger: DAGs -> intent_retrain -> Trigger; the form shows the Params (epochs, learning_rate,
 # sample_size, force_promote, dry_run, overrides) and refuses values outside their schemas.
 # New DAGs start paused: unpause them (toggle) for schedules and asset triggers to apply.
+#
+# Sized to the machine: executor parallelism (LocalExecutor forks that many workers), api-server,
+# dag-processor and mlflow ui worker counts come from `python -m ml.embedded` (ml/embedded.py,
+# the same function `make demo` uses), from the CPUs this shell may use (nproc); any of those
+# variables already set in the environment wins. MLflow's server job runner (huey consumers) is
+# off (MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false): nothing here uses it.
+# Start order: mlflow ui and `airflow db migrate` together, then the api-server; the scheduler,
+# dag-processor and triggerer once the api-server answers (on 2 CPUs starting all at once made
+# the UI ~12 s slower). Each URL is printed once its health endpoint answers;
+# SHOPFLOW_UI_START_TIMEOUT (seconds, default 120) bounds the wait.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,10 +54,49 @@ export SHOPFLOW_MLFLOW_UI_URL="http://127.0.0.1:${MLFLOW_PORT}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GX_ANALYTICS_ENABLED=false
 # Tasks run `python -m ml` and `dvc`: the venv's.
 export PATH="${BIN}:${PATH}"
+# Assigned first so that a failure stops the script (`eval "$(false)"` would not).
+sizing="$("${BIN}/python" -m ml.embedded)"
+eval "${sizing}"
+
+AIRFLOW_URL="http://127.0.0.1:${AIRFLOW_PORT}"
+MLFLOW_URL="http://127.0.0.1:${MLFLOW_PORT}"
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in "${AIRFLOW_PORT}" "${MLFLOW_PORT}"; do
+  if port_in_use "${port}"; then
+    echo "port ${port} is already in use (set AIRFLOW_PORT / MLFLOW_PORT)" >&2
+    exit 1
+  fi
+done
+answers() {  # URL: true once it answers with a 2xx
+  if command -v curl >/dev/null; then
+    curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null
+  else
+    "${BIN}/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+      "$1" 2>/dev/null
+  fi
+}
 
 mkdir -p "${AIRFLOW_HOME}"
 printf '{"admin": "%s"}\n' "${SHOPFLOW_AIRFLOW_PASSWORD:-admin}" \
   > "${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE}"
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill "${pid}" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "${AIRFLOW_HOME}/logs"
+started=${SECONDS}
+echo "Starting (parallelism ${AIRFLOW__CORE__PARALLELISM}; logs in ${AIRFLOW_HOME}/logs) ..."
+
+# MLflow does not need Airflow's database: it starts while that is migrated.
+(cd "${PROJECT}" && exec "${BIN}/mlflow" ui --backend-store-uri "sqlite:///${PROJECT}/mlflow.db" \
+  --host 127.0.0.1 --port "${MLFLOW_PORT}" --workers "${SHOPFLOW_MLFLOW_UI_WORKERS}") \
+  >"${AIRFLOW_HOME}/logs/mlflow-ui.log" 2>&1 &
+pids+=($!)
 
 cd "${ROOT}"
 "${BIN}/airflow" db migrate >/dev/null
@@ -56,28 +105,43 @@ if [[ -n "${SHOPFLOW_TRAIN_POOL:-}" ]]; then
   "${BIN}/airflow" pools set "${SHOPFLOW_TRAIN_POOL}" "${SHOPFLOW_TRAIN_POOL_SLOTS:-1}" "training" >/dev/null
 fi
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "${pid}" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
-
-mkdir -p "${AIRFLOW_HOME}/logs"
 "${BIN}/airflow" api-server --host 127.0.0.1 --port "${AIRFLOW_PORT}" >"${AIRFLOW_HOME}/logs/api-server.log" 2>&1 &
 pids+=($!)
-"${BIN}/airflow" scheduler >"${AIRFLOW_HOME}/logs/scheduler.log" 2>&1 &
-pids+=($!)
-"${BIN}/airflow" dag-processor >"${AIRFLOW_HOME}/logs/dag-processor.log" 2>&1 &
-pids+=($!)
-"${BIN}/airflow" triggerer >"${AIRFLOW_HOME}/logs/triggerer.log" 2>&1 &
-pids+=($!)
-(cd "${PROJECT}" && exec "${BIN}/mlflow" ui --backend-store-uri "sqlite:///${PROJECT}/mlflow.db" \
-  --host 127.0.0.1 --port "${MLFLOW_PORT}") >"${AIRFLOW_HOME}/logs/mlflow-ui.log" 2>&1 &
-pids+=($!)
 
-echo "Airflow UI: http://127.0.0.1:${AIRFLOW_PORT}  (user admin, password ${SHOPFLOW_AIRFLOW_PASSWORD:-admin})"
-echo "MLflow UI:  http://127.0.0.1:${MLFLOW_PORT}"
+# Each URL is printed once its health endpoint answers; the rest of Airflow starts once the
+# api-server does (new DAGs show up when the dag-processor has parsed them, seconds later).
+deadline=$((started + ${SHOPFLOW_UI_START_TIMEOUT:-120}))
+airflow_up="" mlflow_up=""
+until [[ -n "${airflow_up}" && -n "${mlflow_up}" ]]; do
+  if [[ -z "${mlflow_up}" ]] && answers "${MLFLOW_URL}/health"; then
+    mlflow_up=1
+    echo "MLflow UI:  ${MLFLOW_URL}   (up after $((SECONDS - started))s)"
+  fi
+  if [[ -z "${airflow_up}" ]] && answers "${AIRFLOW_URL}/api/v2/monitor/health"; then
+    airflow_up=1
+    "${BIN}/airflow" scheduler >"${AIRFLOW_HOME}/logs/scheduler.log" 2>&1 &
+    pids+=($!)
+    "${BIN}/airflow" dag-processor >"${AIRFLOW_HOME}/logs/dag-processor.log" 2>&1 &
+    pids+=($!)
+    "${BIN}/airflow" triggerer >"${AIRFLOW_HOME}/logs/triggerer.log" 2>&1 &
+    pids+=($!)
+    echo "Airflow UI: ${AIRFLOW_URL}   (up after $((SECONDS - started))s; user admin, password ${SHOPFLOW_AIRFLOW_PASSWORD:-admin})"
+  fi
+  for pid in "${pids[@]}"; do
+    if ! kill -0 "${pid}" 2>/dev/null; then
+      echo "a component exited while starting; see ${AIRFLOW_HOME}/logs" >&2
+      exit 1
+    fi
+  done
+  if [[ -z "${airflow_up}" || -z "${mlflow_up}" ]]; then
+    if ((SECONDS >= deadline)); then
+      echo "not answering after ${SHOPFLOW_UI_START_TIMEOUT:-120}s; see ${AIRFLOW_HOME}/logs" >&2
+      exit 1
+    fi
+    sleep 0.5
+  fi
+done
 echo "Logs:       ${AIRFLOW_HOME}/logs/*.log   (Ctrl-C stops everything)"
 wait -n "${pids[@]}"
 echo "a component exited; see ${AIRFLOW_HOME}/logs" >&2
+exit 1

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ml.embedded import MLFLOW_NO_JOB_EXECUTION
+
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -178,12 +180,20 @@ def s3_auth_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Aut
         yield S3AuthEndpoint(url, key["AccessKeyId"], key["SecretAccessKey"], AUTH_BUCKETS)
 
 
+@dataclass(frozen=True)
+class MlflowServer:
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
-def mlflow_server_process(
+def mlflow_server(
     backend_store_uri: str, artifact_root: str, env: dict[str, str], log: Path
-) -> Iterator[str]:
+) -> Iterator[MlflowServer]:
     """A real ``mlflow server`` (one worker, ``--no-serve-artifacts``: clients read and write
-    ``artifact_root`` themselves with their own credentials); yields its URL."""
+    ``artifact_root`` themselves with their own credentials; no server-side job runner: its
+    huey consumers serve MLflow's GenAI jobs, which nothing here uses); yields its URL and the
+    ``mlflow server`` process id."""
     port = free_port()
     cmd = [
         str(VENV_BIN / "mlflow"),
@@ -201,10 +211,19 @@ def mlflow_server_process(
         "1",
     ]
     with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=fh, env=env)
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=fh, env={**env, **MLFLOW_NO_JOB_EXECUTION})
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/health", proc, "mlflow server", log, 180)
-        yield url
+        yield MlflowServer(url, proc.pid)
     finally:
         stop(proc)
+
+
+@contextlib.contextmanager
+def mlflow_server_process(
+    backend_store_uri: str, artifact_root: str, env: dict[str, str], log: Path
+) -> Iterator[str]:
+    """:func:`mlflow_server`, yielding its URL."""
+    with mlflow_server(backend_store_uri, artifact_root, env, log) as server:
+        yield server.url
