@@ -13,10 +13,12 @@ from ml.orchestration import retrain_params
 
 
 @pytest.mark.parametrize("family", demo.FAMILIES)
-@pytest.mark.parametrize("drifted", [False, True])
-def test_demo_conf_passes_the_trigger_form(family: str, drifted: bool, repo_root: Path) -> None:
-    extra = demo.DRIFT_OVERRIDES if drifted else []
-    conf = demo.retrain_conf(family, extra, demo.DRIFT_DAY if drifted else None, 1)
+@pytest.mark.parametrize("cycle", [1, 2, 3])
+def test_demo_conf_passes_the_trigger_form(family: str, cycle: int, repo_root: Path) -> None:
+    extra = demo.DRIFT_OVERRIDES if cycle > 1 else []
+    base = demo.WEAK_CONF if cycle == 3 else demo.DEMO_CONF
+    first = demo.DRIFT_DAY if cycle == 2 else None
+    conf = demo.retrain_conf(family, extra, first, demo.DRIFT_DAYS if first else None, base)
     params = retrain_params()
     resolved = {key: params[key].resolve(value=value) for key, value in conf.items()}
     assert resolved == conf
