@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from ml.embedded import embedded_settings
 from tests.support.services import fresh_postgres_database
 
 pytestmark = pytest.mark.services
@@ -131,6 +132,9 @@ def airflow_services(
         "SHOPFLOW_PROJECT_DIR": str(tiny_project),
         "SHOPFLOW_RETRIES": "0",
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        # Process counts sized to this machine, as the UI script and the demo do: the stock 32
+        # LocalExecutor workers took ~30 s to start and again to stop.
+        **embedded_settings(),
     }
     if celery:
         # As in docker/docker-compose.yml: Redis broker, results in the metadata PostgreSQL,
@@ -171,7 +175,7 @@ def airflow_services(
                 os.killpg(proc.pid, signal.SIGTERM)
         for proc in procs:
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
             with contextlib.suppress(ProcessLookupError):  # children left behind
