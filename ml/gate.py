@@ -608,6 +608,21 @@ def run_behaviour(
     }
 
 
+def load_for_gate(uri: str, role: str) -> Any:
+    """A registered model for the gate; one that does not load is a one-line error naming it
+    (the champion is untouched: the gate never moves an alias)."""
+    from ml import registry
+    from ml.errors import ShopflowError
+
+    try:
+        return registry.load_model(uri)
+    except ShopflowError:
+        raise
+    except Exception as exc:  # MLflow and the model's own load_context raise many types
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"the {role} {uri} does not load from the registry: {first}") from exc
+
+
 def run_gate(family: str, params: Params, client: Any = None) -> dict[str, Any]:
     """Gate the challenger in registration.json against the current champion: load both from
     the registry, score both with the family's scorer, run the behavioural checks, decide;
@@ -642,7 +657,7 @@ def run_gate(family: str, params: Params, client: Any = None) -> dict[str, Any]:
             "reports": {},
         }
     test = fam.load_frozen_test(params)
-    chal_model = registry.load_model(f"models:/{name}/{version}")
+    chal_model = load_for_gate(f"models:/{name}/{version}", "challenger")
     challenger = fam.score(chal_model, test, params)
     point: dict[str, dict[str, float]] = {
         "challenger": point_metrics(fam, challenger, test),
@@ -650,7 +665,7 @@ def run_gate(family: str, params: Params, client: Any = None) -> dict[str, Any]:
     }
     champion_frame = champ_model = None
     if champion_mv is not None:
-        champ_model = registry.load_model(f"models:/{name}@{registry.CHAMPION}")
+        champ_model = load_for_gate(f"models:/{name}@{registry.CHAMPION}", "champion")
         champion_frame = fam.score(champ_model, test, params)
         point["champion"] = point_metrics(fam, champion_frame, test)
         context["notes"] = champion_slices(

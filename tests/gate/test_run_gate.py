@@ -250,3 +250,28 @@ def test_recommender_gate_rescoring_coverage_and_slices(
     worse = run_gate("recommender", params)
     assert worse["decision"] == "reject"
     assert any("FAIL primary ndcg@10" in r for r in worse["reasons"])
+
+
+def test_a_challenger_that_does_not_load_is_one_line_and_moves_nothing(
+    tmp_path: Path,
+    tracking_uri: str,
+    client: Any,
+    log_toy: Any,
+    model_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    params = make_params(tmp_path, tracking_uri, model_name)
+    champion = challenger(params, log_toy, ORDER_ONLY)
+    registry.promote(client, model_name, champion, "intent")
+    broken, run_id = log_toy("broken", model_name)
+    (params.paths.models / "intent" / "registration.json").write_text(
+        json.dumps({"run_id": run_id, "version": broken, "model_name": model_name})
+    )
+    capsys.readouterr()
+    assert run_cli(monkeypatch, params, tmp_path, "gate", "intent") == 4
+    err = capsys.readouterr().err
+    assert f"the challenger models:/{model_name}/{broken} does not load" in err
+    assert "weights file is corrupt" in err and "Traceback" not in err
+    assert registry.status(client, model_name)["champion"] == champion
+    assert "gate.decision" not in client.get_model_version(model_name, broken).tags
