@@ -11,32 +11,42 @@ export PYTHONUNBUFFERED := 1
 # DVC stages call `python -m ml`: make it the venv's python.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test test-fast lint lock bench clean-data
+.PHONY: install browser demo test test-fast lint lock bench clean-data
 
 install: $(STAMP)
 
 # Reinstall when the dependency pins change; constraints pin every transitive version.
+# torch comes through pip (it takes the machine's CPU wheel; a resolver that does not look there
+# would fetch a multi-GB CUDA build), the rest through uv, which installs the same pinned set
+# several times faster than pip (parallel downloads and installs).
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements/constraints.txt -e ".[dev]"
+	$(BIN)/pip install --quiet -c requirements/constraints.txt uv torch
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet -c requirements/constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m ml.demo
+	$(BIN)/python -m ml.orchestration.demo
 
 # --durations=25: the slowest tests in every CI log. pytest's own exit code (e.g. 5: no tests
 # collected) fails make, hence .ci/run.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/pytest -q --durations=25
+
+# Debian's chromium for tests/browser (apt-get when it is missing); playwright is a dev dependency.
+browser: $(STAMP)
+	bash scripts/install-browser.sh
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not real and not services"
 
+# ruff, formatting, types, and the architecture (import-linter contracts in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # dvc.lock as committed: `dvc repro` of every stage in a clean copy of the tree (its own MLflow
 # store); commit it with the code/params change (tests/pipeline/test_dvc_lock.py checks).

@@ -1,6 +1,6 @@
 """Intent fine-tuning and inference benchmark.
 
-Three ways of fine-tuning the same network (ml.intent.model.IntentNet: MiniLM encoder, mean
+Three ways of fine-tuning the same network (ml.models.intent.model.IntentNet: MiniLM encoder, mean
 pooling, L2 norm, dropout, linear head) with the same data, batch size, epochs, learning rate,
 weight decay (none on biases / LayerNorm), linear warmup schedule, gradient clipping and fused
 AdamW:
@@ -9,7 +9,7 @@ AdamW:
   (b) trainer  HF Trainer with train_sampling_strategy="group_by_length" (transformers 5.x's
                replacement of group_by_length=True) + DataCollatorWithPadding, eval_strategy and
                save_strategy "epoch", load_best_model_at_end on validation macro-F1;
-  (c) ours     ml.intent.train.fit_intent (tokenise once, length-grouped dynamic padding).
+  (c) ours     ml.models.intent.train.fit_intent (tokenise once, length-grouped dynamic padding).
 Each runs in its own process so peak memory (max RSS, or CUDA max allocated) is its own.
 
 Like for like: each variant does the same work inside one timed region, which starts after the
@@ -77,7 +77,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars inside the timed regions
 
 if TYPE_CHECKING:
-    from ml.config import Params
+    from ml.core.config import Params
 
 BITEXT = (
     ROOT.parent / "shared" / "data" / "bitext_customer_support" / "bitext_customer_support_20k.csv"
@@ -166,7 +166,7 @@ class Clock:
 
 def _params(folder: Path, cfg: dict[str, Any]) -> Params:
     """One configuration for every variant: fit_intent's defaults + the bench's settings."""
-    from ml.config import load_params
+    from ml.core.config import load_params
 
     return load_params(
         folder / "none.yaml",
@@ -184,7 +184,7 @@ def _params(folder: Path, cfg: dict[str, Any]) -> Params:
 
 
 def _splits(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    from ml.intent.data import load_labels, load_split
+    from ml.models.intent.data import load_labels, load_split
 
     labels = load_labels(folder)
     return load_split(folder, "train", labels), load_split(folder, "val", labels), labels
@@ -192,8 +192,8 @@ def _splits(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
 
 def _warm_start(net: Any, tok: Any, train_df: pd.DataFrame, n_labels: int, params: Params) -> None:
     """fit_intent's head init: logistic regression on frozen embeddings of the training texts."""
-    from ml.intent import baseline as base
-    from ml.intent.model import embed_texts, set_head_from_linear
+    from ml.models.intent import baseline as base
+    from ml.models.intent.model import embed_texts, set_head_from_linear
 
     cfg = params.intent.train
     emb = embed_texts(
@@ -215,7 +215,7 @@ def _val_pass(
 ) -> tuple[dict[str, float], np.ndarray]:
     """fit_intent's evaluate_val: length-sorted predict_proba, accuracy and macro-F1."""
     from ml.core.metrics import classification_metrics
-    from ml.intent.model import predict_proba
+    from ml.models.intent.model import predict_proba
 
     probs = predict_proba(
         net,
@@ -238,8 +238,8 @@ def _finish(
     clock: Clock,
 ) -> None:
     """fit_intent's tail, best weights loaded: val pass, OOS threshold, model bundle."""
-    from ml.intent.model import save_bundle
-    from ml.intent.oos import choose_threshold
+    from ml.models.intent.model import save_bundle
+    from ml.models.intent.oos import choose_threshold
 
     with clock.phase("val"):
         _, probs = _val_pass(net, tok, val_df, labels, params)
@@ -258,7 +258,7 @@ def _test_scores(
     net: Any, tok: Any, folder: Path, labels: list[str], params: Params
 ) -> dict[str, float]:
     """Accuracy / macro-F1 on the test split (argmax, no OOS threshold); outside the timing."""
-    from ml.intent.data import load_split
+    from ml.models.intent.data import load_split
 
     metrics, _ = _val_pass(net, tok, load_split(folder, "test", labels), labels, params)
     return {"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"]}
@@ -273,12 +273,12 @@ def _preload() -> None:
     import importlib
 
     for module in (
-        "ml.encoders",
-        "ml.intent.baseline",
+        "ml.models.encoders",
+        "ml.models.intent.baseline",
         "ml.core.metrics",
-        "ml.intent.model",
-        "ml.intent.oos",
-        "ml.intent.train",
+        "ml.models.intent.model",
+        "ml.models.intent.oos",
+        "ml.models.intent.train",
         "sklearn.linear_model",
         "tqdm.auto",
         "transformers.models.bert.modeling_bert",
@@ -292,9 +292,9 @@ def run_naive(folder: Path, out: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     from torch.utils.data import DataLoader, Dataset
     from transformers import get_linear_schedule_with_warmup
 
-    from ml.encoders import resolve_model_path
-    from ml.intent.model import autocast, build_net
-    from ml.intent.train import _optimizer, set_seeds
+    from ml.models.encoders import resolve_model_path
+    from ml.models.intent.model import autocast, build_net
+    from ml.models.intent.train import _optimizer, set_seeds
 
     _preload()
     params = _params(folder, cfg)
@@ -392,9 +392,9 @@ def run_trainer(folder: Path, out: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     )
 
     from ml.core.metrics import classification_metrics
-    from ml.encoders import resolve_model_path
-    from ml.intent.model import build_net
-    from ml.intent.train import set_seeds
+    from ml.models.encoders import resolve_model_path
+    from ml.models.intent.model import build_net
+    from ml.models.intent.train import set_seeds
 
     _preload()
     params = _params(folder, cfg)
@@ -517,11 +517,11 @@ def run_trainer(folder: Path, out: Path, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_ours(folder: Path, out: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    import ml.intent.baseline
-    import ml.intent.model
-    from ml.intent.data import load_labels
-    from ml.intent.model import IntentModel
-    from ml.intent.train import fit_intent
+    import ml.models.intent.baseline
+    import ml.models.intent.model
+    from ml.models.intent.data import load_labels
+    from ml.models.intent.model import IntentModel
+    from ml.models.intent.train import fit_intent
 
     _preload()
     params = _params(folder, cfg)
@@ -540,20 +540,20 @@ def run_ours(folder: Path, out: Path, cfg: dict[str, Any]) -> dict[str, Any]:
 
     # Timing wrappers only (fit_intent imports these by module attribute at call time).
     originals = (
-        ml.intent.model.embed_texts,
-        ml.intent.baseline.fit_logistic_head,
-        ml.intent.model.predict_proba,
+        ml.models.intent.model.embed_texts,
+        ml.models.intent.baseline.fit_logistic_head,
+        ml.models.intent.model.predict_proba,
     )
-    ml.intent.model.embed_texts = embed_first(clock.timed("warm_start", originals[0]))
-    ml.intent.baseline.fit_logistic_head = clock.timed("warm_start", originals[1])
-    ml.intent.model.predict_proba = clock.timed("val", originals[2])
+    ml.models.intent.model.embed_texts = embed_first(clock.timed("warm_start", originals[0]))
+    ml.models.intent.baseline.fit_logistic_head = clock.timed("warm_start", originals[1])
+    ml.models.intent.model.predict_proba = clock.timed("val", originals[2])
     try:
         result = fit_intent(params, folder, out)
     finally:
         (
-            ml.intent.model.embed_texts,
-            ml.intent.baseline.fit_logistic_head,
-            ml.intent.model.predict_proba,
+            ml.models.intent.model.embed_texts,
+            ml.models.intent.baseline.fit_logistic_head,
+            ml.models.intent.model.predict_proba,
         ) = originals
     clock.phases["train_loop"] = result["train_seconds"]
     epochs = [h for h in result["history"] if h["epoch"] >= 1]
@@ -626,8 +626,8 @@ def run_all(names: list[str], folder: Path, cfg: dict[str, Any], repeats: int) -
 def bench_inference(model_dir: Path, folder: Path, n_single: int) -> dict[str, Any]:
     import torch
 
-    from ml.intent.data import load_labels, load_split
-    from ml.intent.model import IntentModel
+    from ml.models.intent.data import load_labels, load_split
+    from ml.models.intent.model import IntentModel
 
     labels = load_labels(folder)
     test = load_split(folder, "test", labels)

@@ -28,7 +28,7 @@ RESULTS = Path(__file__).parent / "results"
 def _world(n_items: int, n_users: int, seed: int = 0):  # type: ignore[no-untyped-def]
     import pandas as pd
 
-    from ml.recommender.data import RecData
+    from ml.models.recommender.data import RecData
 
     rng = np.random.default_rng(seed)
     pop = 1.0 / np.arange(1, n_items + 1) ** 0.9
@@ -74,8 +74,8 @@ def naive_top_k(model, histories, k: int) -> list[list[int]]:  # type: ignore[no
 def run_one(n_items: int, n_users: int, k: int, naive_users: int) -> dict:
     import torch
 
-    from ml.recommender.config import RecommenderTrainConfig
-    from ml.recommender.train import fit
+    from ml.core.config.recommender import RecommenderTrainConfig
+    from ml.models.recommender.train import fit
 
     data = _world(n_items, n_users)
     vectors = np.random.default_rng(1).normal(size=(n_items, 384)).astype(np.float32)

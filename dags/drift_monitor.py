@@ -3,6 +3,6 @@
 Built by ml.orchestration.build_drift_monitor_dag.
 """
 
-from ml.orchestration import build_drift_monitor_dag
+from ml.orchestration.dags import build_drift_monitor_dag
 
 dag = build_drift_monitor_dag()

@@ -3,6 +3,6 @@
 Built by ml.orchestration.build_shop_ingest_dag.
 """
 
-from ml.orchestration import build_shop_ingest_dag
+from ml.orchestration.dags import build_shop_ingest_dag
 
 dag = build_shop_ingest_dag()

@@ -2,7 +2,7 @@
 # run as a container (DockerOperator) or a pod (KubernetesPodOperator with a GPU request).
 #   docker build -f docker/trainer.Dockerfile -t shopflow-trainer .
 #   docker run --gpus all shopflow-trainer train intent
-# The DAG's train task (SHOPFLOW_TRAIN_RUNNER=docker|kubernetes, ml/containers.py) mounts the
+# The DAG's train task (SHOPFLOW_TRAIN_RUNNER=docker|kubernetes, ml/orchestration/containers.py) mounts the
 # shared project folder (or its data/models/reports volumes) over WORKDIR, which is
 # SHOPFLOW_TRAINER_PROJECT_DIR's default, and runs `python -m ml train <family> --params ...
 # --output-json reports/...` there; the worker reads that file afterwards. A whole project

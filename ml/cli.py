@@ -2,7 +2,7 @@
 
 Each domain module registers its steps on a :class:`CommandTree` (``register(tree)``) and keeps
 heavy imports (torch, mlflow, great_expectations) inside its handlers, so ``--help`` is fast.
-A handler gets the parsed arguments and the validated :class:`~ml.config.Params` and returns a
+A handler gets the parsed arguments and the validated :class:`~ml.core.config.Params` and returns a
 small JSON-able dict of metadata, which is printed (and written with ``--output-json``).
 """
 
@@ -14,61 +14,26 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ml.errors import ShopflowError
+from ml.core.commands import CommandTree
+from ml.core.errors import ShopflowError
+
+if TYPE_CHECKING:
+    from ml.core.config import Params
 
 # Modules that contribute steps, in the order they appear in --help.
 COMMAND_MODULES = [
     "ml.data.cli",
     "ml.validation.cli",
-    "ml.ingest",
     "ml.preprocess.cli",
-    "ml.intent.cli",
-    "ml.recommender.cli",
-    "ml.gate_cli",
-    "ml.drift_cli",
-    "ml.preflight",
-    "ml.data_versions",
+    "ml.models.intent.cli",
+    "ml.models.recommender.cli",
+    "ml.release.cli",
+    "ml.monitoring.cli",
+    "ml.stack.cli",
 ]
-
-Handler = Callable[[argparse.Namespace, Any], "dict[str, Any] | None"]
-Configure = Callable[[argparse.ArgumentParser], None]
-
-
-@dataclass
-class _Command:
-    help: str
-    configure: Configure | None
-    run: Handler
-
-
-@dataclass
-class CommandTree:
-    """Steps by verb, optionally split by model family (``train intent``, ``train recommender``)."""
-
-    verbs: dict[str, dict[str | None, _Command]] = field(default_factory=dict)
-    verb_help: dict[str, str] = field(default_factory=dict)
-
-    def add(
-        self,
-        verb: str,
-        run: Handler,
-        *,
-        help: str,
-        family: str | None = None,
-        configure: Configure | None = None,
-        verb_help: str | None = None,
-    ) -> None:
-        families = self.verbs.setdefault(verb, {})
-        if family in families:
-            raise ValueError(f"step {verb} {family or ''} registered twice")
-        families[family] = _Command(help=help, configure=configure, run=run)
-        if verb_help or verb not in self.verb_help:
-            self.verb_help[verb] = verb_help or help
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
@@ -123,18 +88,23 @@ def _set_offline_defaults() -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
-def run_step(argv: list[str]) -> dict[str, Any]:
+def run_step(argv: list[str], params: Params | None = None) -> dict[str, Any]:
     """Run one step as the command line would and return its result dict.
 
     This is what Airflow tasks call: the same parser, params loading and handler as
     ``python -m ml``, but errors propagate as exceptions (so the task fails with the message)
-    and the result comes back as a value (an XCom).
+    and the result comes back as a value (an XCom). ``params``: already loaded and validated
+    (a task loads params.yaml plus its run's overrides once); then ``argv`` carries no
+    ``--params``/``--set``.
     """
     _set_offline_defaults()
     args = build_parser().parse_args(argv)
-    from ml.config import load_params
+    if params is None:
+        from ml.core.config import load_params
 
-    params = load_params(args.params, args.overrides)
+        params = load_params(args.params, args.overrides)
+    elif args.overrides:
+        raise ValueError("run_step: pass overrides in the loaded params, not as --set")
     return args._handler(args, params) or {}
 
 
@@ -146,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from ml.config import load_params
+    from ml.core.config import load_params
 
     try:
         params = load_params(args.params, args.overrides)

@@ -19,7 +19,7 @@
 # New DAGs start paused: unpause them (toggle) for schedules and asset triggers to apply.
 #
 # Sized to the machine: executor parallelism (LocalExecutor forks that many workers), api-server,
-# dag-processor and mlflow ui worker counts come from `python -m ml.embedded` (ml/embedded.py,
+# dag-processor and mlflow ui worker counts come from `python -m ml.orchestration.embedded` (ml/orchestration/embedded.py,
 # the same function `make demo` uses), from the CPUs this shell may use (nproc); any of those
 # variables already set in the environment wins. MLflow's server job runner (huey consumers) is
 # off (MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false): nothing here uses it.
@@ -55,7 +55,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GX_ANALYTICS_ENABLED=false
 # Tasks run `python -m ml` and `dvc`: the venv's.
 export PATH="${BIN}:${PATH}"
 # Assigned first so that a failure stops the script (`eval "$(false)"` would not).
-sizing="$("${BIN}/python" -m ml.embedded)"
+sizing="$("${BIN}/python" -m ml.orchestration.embedded)"
 eval "${sizing}"
 
 AIRFLOW_URL="http://127.0.0.1:${AIRFLOW_PORT}"

@@ -40,7 +40,7 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from ml.encoders import default_model_path
+    from ml.models.encoders import default_model_path
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(default_model_path())

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ml.cli import build_parser, main, run_step
-from ml.errors import ConfigError
+from ml.core.errors import ConfigError
 
 
 def test_help_lists_every_registered_step(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from ml.config import Params, load_params
-from ml.errors import ConfigError
+from ml.core.config import Params, load_params
+from ml.core.errors import ConfigError
 
 
 def test_repo_params_file_is_valid_and_complete(repo_root: Path) -> None:

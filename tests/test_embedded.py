@@ -1,5 +1,6 @@
-"""The embedded setup's process settings (ml/embedded.py): sized to the CPUs, one source for
-`make demo` and scripts/airflow-ui.sh; no MLflow server job runner where shopflow starts one."""
+"""The embedded setup's process settings (ml/orchestration/embedded.py): sized to the CPUs, one
+source for `make demo` and scripts/airflow-ui.sh; no MLflow server job runner where shopflow
+starts one."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ml import demo
-from ml.embedded import (
+from ml.orchestration import demo
+from ml.orchestration.embedded import (
     MLFLOW_NO_JOB_EXECUTION,
     available_cpus,
     embedded_settings,
@@ -24,8 +25,8 @@ from tests.support.services import mlflow_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 UI_SCRIPT = REPO_ROOT / "scripts" / "airflow-ui.sh"
-# The two lines of scripts/airflow-ui.sh that take the sizing from ml.embedded.
-SCRIPT_SIZING = 'sizing="$("${BIN}/python" -m ml.embedded)"\neval "${sizing}"\n'
+# The two lines of scripts/airflow-ui.sh that take the sizing from ml.orchestration.embedded.
+SCRIPT_SIZING = 'sizing="$("${BIN}/python" -m ml.orchestration.embedded)"\neval "${sizing}"\n'
 
 
 def _ints(settings: dict[str, str]) -> dict[str, int]:
@@ -120,7 +121,7 @@ def test_ui_script_keeps_a_value_set_by_the_user() -> None:
 def test_cli_prints_exports_for_a_given_cpu_count() -> None:
     env = {k: v for k, v in os.environ.items() if k not in embedded_settings()}
     out = subprocess.run(
-        [sys.executable, "-m", "ml.embedded", "--cpus", "16"],
+        [sys.executable, "-m", "ml.orchestration.embedded", "--cpus", "16"],
         env=env,
         capture_output=True,
         text=True,
@@ -128,7 +129,9 @@ def test_cli_prints_exports_for_a_given_cpu_count() -> None:
     ).stdout
     assert out == shell_exports(embedded_settings(16), {})
     bad = subprocess.run(
-        [sys.executable, "-m", "ml.embedded", "--cpus", "0"], capture_output=True, text=True
+        [sys.executable, "-m", "ml.orchestration.embedded", "--cpus", "0"],
+        capture_output=True,
+        text=True,
     )
     assert bad.returncode == 2 and "--cpus must be >= 1" in bad.stderr
 

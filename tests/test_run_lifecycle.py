@@ -1,4 +1,4 @@
-"""MLflow run lifecycle of a step (ml.tracking.step_run): named and tagged, never left RUNNING.
+"""MLflow run lifecycle of a step (ml.stack.tracking.step_run): named, tagged, never left RUNNING.
 
 In-process, on a throw-away sqlite store; the kill of a real training process is in
 tests/intent/test_run_lifecycle.py, the Airflow task context in
@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from ml.config import MlflowConfig
-from ml.tracking import (
+from ml.core.config import MlflowConfig
+from ml.stack.tracking import (
     AIRFLOW_ENV,
     END_REASON_TAG,
     AirflowTask,

@@ -1,6 +1,6 @@
-"""ml.task_runtime.airflow_step: inside an Airflow task, what libraries print to stderr (which
-Airflow's supervisor shows as ERROR lines) becomes log records at the right level; everything
-is restored afterwards."""
+"""ml.orchestration.task_runtime.airflow_step: inside an Airflow task, what libraries print to
+stderr (which Airflow's supervisor shows as ERROR lines) becomes log records at the right level;
+everything is restored afterwards."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import warnings
 import pytest
 
 from ml.core.progress import PROGRESS_ENV
-from ml.task_runtime import StderrToLog, airflow_step
-from ml.tracking import AirflowTask
+from ml.orchestration.task_runtime import StderrToLog, airflow_step
+from ml.stack.tracking import AirflowTask
 
 
 def _records(caplog: pytest.LogCaptureFixture) -> list[tuple[str, int, str]]:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from ml.config import MlflowConfig, load_params
-from ml.tracking import configure_mlflow, data_fingerprint, lineage_tags, resolve_tracking_uri
+from ml.core.config import MlflowConfig, load_params
+from ml.stack.tracking import configure_mlflow, data_fingerprint, lineage_tags, resolve_tracking_uri
 
 
 def test_two_stores_in_one_process_do_not_leak_into_each_other(
@@ -13,7 +13,9 @@ def test_two_stores_in_one_process_do_not_leak_into_each_other(
 ) -> None:
     import mlflow
 
+    # mlflow.set_*_uri export both URIs: monkeypatch removes them again afterwards.
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     first = MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'a.db'}")
     second = MlflowConfig(tracking_uri=f"sqlite:///{tmp_path / 'b.db'}")
     configure_mlflow(first, "exp")

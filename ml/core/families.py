@@ -13,10 +13,10 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ml.errors import InputError
+from ml.core.errors import InputError
 
 if TYPE_CHECKING:
-    from ml.config import Params
+    from ml.core.config import Params
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ FAMILIES: dict[str, Family] = {
         key_column="example_id",
         truth_column="label",
         eval_file="predictions.parquet",
-        scoring_module="ml.intent.scoring",
+        scoring_module="ml.models.intent.scoring",
         behaviour_suite="expectations/behaviour/intent.yaml",
         report_slices=("label=out_of_scope", "new_data"),
         epochs_key="intent.train.epochs",
@@ -94,7 +94,7 @@ FAMILIES: dict[str, Family] = {
         key_column="user_idx",
         truth_column="target",
         eval_file="per_user.parquet",
-        scoring_module="ml.recommender.scoring",
+        scoring_module="ml.models.recommender.scoring",
         behaviour_suite="expectations/behaviour/recommender.yaml",
         report_slices=("cold_start", "short_history", "new_item_target"),
         epochs_key="recommender.train.epochs",

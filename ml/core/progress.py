@@ -1,10 +1,10 @@
 """Progress of the project's long loops: tqdm bars in a terminal, log lines in a task log.
 
 A person running ``python -m ml ...`` (or ``dvc repro``) sees tqdm bars. Inside an Airflow task
-(``ml.task_runtime.airflow_step`` sets ``SHOPFLOW_PROGRESS=log``) a bar would be hundreds of
-carriage-return updates on stderr, which Airflow shows as ERROR lines; there the same loop logs
-``epoch 1/4: 40% (200/500 batches), 12s, loss=0.4123`` at INFO every ``interval_s`` seconds
-and once when it ends.
+(``ml.orchestration.task_runtime.airflow_step`` sets ``SHOPFLOW_PROGRESS=log``) a bar would be
+hundreds of carriage-return updates on stderr, which Airflow shows as ERROR lines; there the same
+loop logs ``epoch 1/4: 40% (200/500 batches), 12s, loss=0.4123`` at INFO every ``interval_s``
+seconds and once when it ends.
 
 Plain Python at import time (tqdm is imported on use): every stage may import it.
 """

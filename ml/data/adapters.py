@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.errors import InputError
-from ml.schemas import UTTERANCE_COLUMNS, partition_name
+from ml.core.errors import InputError
+from ml.core.schemas import UTTERANCE_COLUMNS, partition_name
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

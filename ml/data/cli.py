@@ -1,7 +1,6 @@
-"""`python -m ml generate`: write synthetic shop days into the landing area.
-
-Optionally breaks one freshly written partition (``--corrupt``) to demo the validation gate.
-"""
+"""Commands of the data layer: ``generate`` writes synthetic shop days into the landing area
+(optionally breaking one freshly written partition with ``--corrupt`` to demo the validation
+gate); ``ingest`` puts new data there from the configured source (ml.data.ingest)."""
 
 from __future__ import annotations
 
@@ -10,17 +9,19 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ml.errors import InputError
-from ml.schemas import DATASETS
+from ml.core.errors import InputError
+from ml.core.schemas import DATASETS
 
 if TYPE_CHECKING:
-    from ml.cli import CommandTree
-    from ml.config import Params
+    from ml.core.commands import CommandTree
+    from ml.core.config import Params
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="landing folder (default: paths.landing)")
-    parser.add_argument("--first-day", type=int, default=0, help="first day index (0 = start_date)")
+    parser.add_argument(
+        "--first-day", type=int, help="first day index (default: generator.first_day)"
+    )
     parser.add_argument("--days", type=int, help="number of days (default: generator.days)")
     parser.add_argument(
         "--corrupt", metavar="KIND", help="corrupt one written partition (see ml.data.corrupt)"
@@ -68,17 +69,16 @@ def _run(args: argparse.Namespace, params: Params) -> dict[str, Any]:
 
     cfg = params.generator
     n_days = cfg.days if args.days is None else args.days
-    if n_days < 1 or args.first_day < 0:
-        raise InputError(
-            f"--days must be >= 1 and --first-day >= 0 (got {n_days}, {args.first_day})"
-        )
-    days = list(range(args.first_day, args.first_day + n_days))
+    first_day = cfg.first_day if args.first_day is None else args.first_day
+    if n_days < 1 or first_day < 0:
+        raise InputError(f"--days must be >= 1 and --first-day >= 0 (got {n_days}, {first_day})")
+    days = list(range(first_day, first_day + n_days))
     if args.corrupt_dataset and not args.corrupt:
         raise InputError("--corrupt-dataset is given without --corrupt KIND")
     corruption = _corruptor(args, days) if args.corrupt else None
 
     out = args.out or params.paths.landing
-    meta = generate_world(cfg, out, first_day=args.first_day, n_days=n_days)
+    meta = generate_world(cfg, out, first_day=first_day, n_days=n_days)
     result: dict[str, Any] = {
         "out_dir": meta["out_dir"],
         "seed": meta["seed"],
@@ -103,10 +103,31 @@ def _run(args: argparse.Namespace, params: Params) -> dict[str, Any]:
     return result
 
 
+def _ingest_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--first-day", type=int, help="synthetic: first day index (default: generator.first_day)"
+    )
+    parser.add_argument(
+        "--days", type=int, help="synthetic: number of days (default: generator.days)"
+    )
+
+
+def _run_ingest(args: argparse.Namespace, params: Params) -> dict[str, Any]:
+    from ml.data.ingest import ingest
+
+    return ingest(params, first_day=args.first_day, n_days=args.days)
+
+
 def register(tree: CommandTree) -> None:
     tree.add(
         "generate",
         _run,
         help="write seeded synthetic shop days (catalog, events, utterances) as landing partitions",
         configure=_configure,
+    )
+    tree.add(
+        "ingest",
+        _run_ingest,
+        help="put new data into the landing area (synthetic shop, intent file or a drop folder)",
+        configure=_ingest_args,
     )

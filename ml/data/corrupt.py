@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.errors import InputError
-from ml.schemas import DATASETS
+from ml.core.errors import InputError
+from ml.core.schemas import DATASETS
 
 PART_FILE = "part-000.csv"
 ID_COLUMN = {"catalog": "item_id", "events": "event_id", "utterances": "utterance_id"}

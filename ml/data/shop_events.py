@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.data.config import GeneratorConfig
+from ml.core.config.data import GeneratorConfig
 from ml.data.world import STREAM_EVENTS, Item, World, catalog_until, make_rng
 
 SECONDS_PER_DAY = 86_400

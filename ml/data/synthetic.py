@@ -1,7 +1,7 @@
 """The synthetic shop: seeded, deterministic daily landing partitions (the embedded default data).
 
 Writes ``<out>/<dataset>/date=YYYY-MM-DD/part-000.csv`` for catalog, events and utterances in
-the columns of :mod:`ml.schemas`. The world (catalog, bundles, users and their tastes) depends on
+the columns of :mod:`ml.core.schemas`. The world (catalog, bundles, users and their tastes) depends on
 the seed and sizes only and each day has its own random streams seeded from (seed, day), so
 generating day 3 alone writes the same bytes as day 3 of a full run: the Airflow demo can
 produce "the next day" later.
@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ml.core.progress import progress
-from ml.data.config import GeneratorConfig
+from ml.core.config.data import GeneratorConfig
 from ml.data.shop_events import generate_events
 from ml.data.utterances import Utterance, generate_utterances
 from ml.data.world import Item, World, build_world, new_items_on_day
-from ml.errors import ConfigError
-from ml.schemas import CATALOG_COLUMNS, EVENT_COLUMNS, UTTERANCE_COLUMNS, partition_name
+from ml.core.errors import ConfigError
+from ml.core.schemas import CATALOG_COLUMNS, EVENT_COLUMNS, UTTERANCE_COLUMNS, partition_name
 
 log = logging.getLogger(__name__)
 PART_FILE = "part-000.csv"
@@ -125,12 +125,17 @@ def generate_day(world: World, cfg: GeneratorConfig, out_dir: Path, day: int) ->
 
 
 def generate_world(
-    cfg: GeneratorConfig, out_dir: Path, *, first_day: int = 0, n_days: int | None = None
+    cfg: GeneratorConfig,
+    out_dir: Path,
+    *,
+    first_day: int | None = None,
+    n_days: int | None = None,
 ) -> dict[str, Any]:
     """Write days ``first_day .. first_day + n_days - 1`` (default: all ``cfg.days``).
 
     Returns the paths written and row counts per dataset and date.
     """
+    first_day = cfg.first_day if first_day is None else first_day
     if first_day < 0:
         raise ConfigError(f"first_day must be >= 0, got {first_day}")
     n_days = cfg.days if n_days is None else n_days

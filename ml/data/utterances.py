@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ml.data.config import GeneratorConfig
+from ml.core.config.data import GeneratorConfig
 from ml.data.intent_templates import (
     CITIES,
     CONFUSABLE,
@@ -26,7 +26,7 @@ from ml.data.intent_templates import (
     TEMPLATES,
 )
 from ml.data.world import STREAM_DRIFT, STREAM_UTTERANCES, Item, World, catalog_until, make_rng
-from ml.schemas import OUT_OF_SCOPE, SHOP_INTENTS
+from ml.core.schemas import OUT_OF_SCOPE, SHOP_INTENTS
 
 SECONDS_PER_DAY = 86_400
 PRICES = ("20", "30", "50", "75", "100", "150", "200", "300", "500")

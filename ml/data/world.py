@@ -20,7 +20,7 @@ from ml.data.catalog_vocab import (
     MODEL_SUFFIXES,
     CategorySpec,
 )
-from ml.data.config import GeneratorConfig
+from ml.core.config.data import GeneratorConfig
 from ml.data.intent_templates import COUPON_WORDS
 
 # Independent random streams: one per purpose, so adding a draw to one never shifts another.

@@ -6,8 +6,8 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ml.cli import CommandTree
-    from ml.config import Params
+    from ml.core.commands import CommandTree
+    from ml.core.config import Params
 
 
 def _intent(args: argparse.Namespace, params: Params) -> dict[str, Any]:

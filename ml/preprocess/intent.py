@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.preprocess.config import IntentPreprocessConfig
+from ml.core.config.preprocess import IntentPreprocessConfig
+from ml.core.schemas import INTENT_FIRST_SEEN, INTENT_PROCESSED_COLUMNS, UTTERANCE_COLUMNS
 from ml.preprocess.io import read_validated
-from ml.schemas import INTENT_FIRST_SEEN, INTENT_PROCESSED_COLUMNS, UTTERANCE_COLUMNS
 
 _SPACES = re.compile(r"\s+")
 SPLITS = ("train", "val", "test")

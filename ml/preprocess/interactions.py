@@ -13,10 +13,10 @@ from typing import Any
 
 import pandas as pd
 
-from ml.errors import InputError
-from ml.preprocess.config import InteractionPreprocessConfig
+from ml.core.config.preprocess import InteractionPreprocessConfig
+from ml.core.errors import InputError
+from ml.core.schemas import CATALOG_COLUMNS, EVENT_COLUMNS, ITEM_PROCESSED_COLUMNS
 from ml.preprocess.io import read_validated
-from ml.schemas import CATALOG_COLUMNS, EVENT_COLUMNS, ITEM_PROCESSED_COLUMNS
 
 
 def item_text(row: pd.Series) -> str:
@@ -81,7 +81,7 @@ def split_sequences(
 def preprocess_interactions(
     validated_root: Path, out_dir: Path, cfg: InteractionPreprocessConfig
 ) -> dict[str, Any]:
-    """Validated catalog + events partitions -> the recsys Parquet files (see ml/schemas.py)."""
+    """Validated catalog + events partitions -> the recsys Parquet files (ml/core/schemas.py)."""
     catalog = read_validated(validated_root, "catalog", CATALOG_COLUMNS)
     events = read_validated(validated_root, "events", EVENT_COLUMNS)
     items = build_items(catalog)

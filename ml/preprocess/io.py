@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml.errors import InputError
+from ml.core.errors import InputError
 
 
 def read_validated(root: Path, dataset: str, columns: tuple[str, ...]) -> pd.DataFrame:

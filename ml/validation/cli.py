@@ -11,12 +11,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ml.errors import InputError
-from ml.schemas import DATASETS
+from ml.core.errors import InputError
+from ml.core.schemas import DATASETS
 
 if TYPE_CHECKING:
-    from ml.cli import CommandTree
-    from ml.config import Params
+    from ml.core.commands import CommandTree
+    from ml.core.config import Params
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +44,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def _run(args: argparse.Namespace, params: Params) -> dict[str, Any]:
-    from ml.errors import DataValidationError
-    from ml.validation.gate import PartitionsQuarantined, validate_landing, validate_partition
+    from ml.core.errors import DataValidationError
+    from ml.validation.partitions import PartitionsQuarantined, validate_landing, validate_partition
 
     if args.partition is not None:
         dataset = args.dataset or args.partition.parent.name

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ml.errors import ConfigError
+from ml.core.errors import ConfigError
 from ml.validation.report import TABLE, CheckResult
 
 if TYPE_CHECKING:
-    from ml.config import Params
+    from ml.core.config import Params
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from ml.schemas import CATALOG_COLUMNS, EVENT_COLUMNS, UTTERANCE_COLUMNS
+from ml.core.schemas import CATALOG_COLUMNS, EVENT_COLUMNS, UTTERANCE_COLUMNS
 from ml.validation.report import TABLE, CheckResult
 
 EXPECTED_COLUMNS: dict[str, tuple[str, ...]] = {

@@ -16,9 +16,14 @@ from unittest import mock
 import pytest
 import yaml
 
-from ml import containers
-from ml import orchestration as orch
-from ml.errors import ConfigError, InputError
+from ml.core.config import parse_override_entry
+from ml.core.errors import ConfigError, InputError
+from ml.core.families import FAMILIES as SPECS
+from ml.orchestration import container_specs, containers, steps
+from ml.orchestration.dags import build_retrain_dag
+from ml.orchestration.params import conf_overrides, retrain_fields
+from ml.orchestration.runtime import RunContext, in_project, run_ml_step
+from ml.orchestration.settings import OrchestrationSettings
 
 RUNNERS = ("docker", "kubernetes")
 FAMILIES = ("intent", "recommender")
@@ -42,20 +47,18 @@ def project(tmp_path: Path) -> Path:
     return folder
 
 
-def settings_for(runner: str, project: Path, **values: Any) -> orch.OrchestrationSettings:
-    return orch.OrchestrationSettings(
+def settings_for(runner: str, project: Path, **values: Any) -> OrchestrationSettings:
+    return OrchestrationSettings(
         project_dir=project, train_runner=runner, train_pool="gpu", train_queue="gpu", **values
     )
 
 
-def container_args(settings: orch.OrchestrationSettings, family: str, conf: dict) -> list[str]:
+def container_args(settings: OrchestrationSettings, family: str, conf: dict) -> list[str]:
     """What train_command computes for a run with these Params."""
-    spec = orch.FAMILIES[family]
-    overrides = orch.conf_overrides(spec, conf)
-    ledger = orch.StepLedger(
-        orch.reports_dir(settings, overrides), spec.dag_id, "manual__2026-11-22T05:54:43+00:00"
-    )
-    return orch.container_train_args(spec, settings, overrides, ledger)
+    spec = SPECS[family]
+    overrides = conf_overrides(retrain_fields(spec), conf, settings.project_dir)
+    run = (spec.dag_id, "manual__2026-11-22T05:54:43+00:00")
+    return steps.container_train_args(spec, RunContext.create(settings, conf, overrides, run))
 
 
 def build_parser_output(args: list[str]) -> PurePosixPath:
@@ -64,9 +67,9 @@ def build_parser_output(args: list[str]) -> PurePosixPath:
     return PurePosixPath(build_parser().parse_args(args).output_json)
 
 
-def train_task(settings: orch.OrchestrationSettings, family: str = "intent") -> Any:
+def train_task(settings: OrchestrationSettings, family: str = "intent") -> Any:
     """The retrain DAG's ``train`` task (typed Any: provider attributes are inspected)."""
-    return orch.build_retrain_dag(family, settings).get_task("train")
+    return build_retrain_dag(family, settings).get_task("train")
 
 
 class PodCreation(Exception):
@@ -121,7 +124,7 @@ def test_training_tasks_and_wiring(project: Path, runner: str, family: str) -> N
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from airflow.providers.docker.operators.docker import DockerOperator
 
-    dag = orch.build_retrain_dag(family, settings_for(runner, project))
+    dag = build_retrain_dag(family, settings_for(runner, project))
     train = dag.get_task("train")
     expected = DockerOperator if runner == "docker" else KubernetesPodOperator
     assert isinstance(train, expected)
@@ -156,9 +159,11 @@ def test_command_is_a_python_m_ml_train_command_line(
     parsed = build_parser().parse_args(args)
     assert (parsed.verb, parsed.family) == ("train", family)
     assert parsed.params == "params.yaml"
-    assert parsed.overrides == orch.conf_overrides(orch.FAMILIES[family], conf)
+    expected = conf_overrides(retrain_fields(SPECS[family]), conf, project)
+    assert dict(parse_override_entry(entry) for entry in parsed.overrides) == expected
+    assert expected["intent.train.batch_size"] == 8  # the @file profile, flattened
     # The result file is in the container's view of the run's ledger folder.
-    run_folder = "out/reports/pipeline_runs/" + orch.FAMILIES[family].dag_id
+    run_folder = "out/reports/pipeline_runs/" + SPECS[family].dag_id
     assert str(parsed.output_json).startswith(f"/opt/shopflow/{run_folder}/")
     assert parsed.output_json.name == containers.RESULT_FILE
     assert containers.trainer_argv(args)[:3] == ["python", "-m", "ml"]
@@ -277,7 +282,7 @@ def test_no_secret_values_in_the_serialized_dag(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRET + "-mlflow")
     monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", "http://minio:9000")
-    dag = orch.build_retrain_dag("intent", settings_for(runner, project, k8s_secret="creds"))
+    dag = build_retrain_dag("intent", settings_for(runner, project, k8s_secret="creds"))
     text = json.dumps(DagSerialization.to_dict(dag))
     assert SECRET not in text and "AKIA-not-a-real-id" not in text
     # The non-secret settings are read on the worker when the task runs, not at parse time.
@@ -362,17 +367,17 @@ def test_settings_from_environment(project: Path) -> None:
         "SHOPFLOW_K8S_GPU_TOLERATIONS": "nvidia.com/gpu:NoSchedule,dedicated=ml:NoExecute",
         "SHOPFLOW_K8S_SECRET": "shopflow-credentials",
     }
-    settings = orch.OrchestrationSettings.from_env(env)
+    settings = OrchestrationSettings.from_env(env)
     assert settings.train_runner == "kubernetes" and settings.train_gpus == 2
     assert settings.docker_mounts == ["/srv/shopflow:/opt/shopflow", "models:/opt/shopflow/models"]
     assert settings.k8s_gpu_node_selector == {"pool": "gpu", "nvidia.com/gpu.present": "true"}
-    assert containers.parse_toleration(settings.k8s_gpu_tolerations[1]) == {
+    assert container_specs.parse_toleration(settings.k8s_gpu_tolerations[1]) == {
         "key": "dedicated",
         "operator": "Equal",
         "value": "ml",
         "effect": "NoExecute",
     }
-    defaults = orch.OrchestrationSettings.from_env({"SHOPFLOW_PROJECT_DIR": str(project)})
+    defaults = OrchestrationSettings.from_env({"SHOPFLOW_PROJECT_DIR": str(project)})
     assert defaults.train_runner == "local"
 
 
@@ -391,7 +396,7 @@ def test_settings_from_environment(project: Path) -> None:
 def test_bad_settings_name_the_variable(project: Path, name: str, value: str) -> None:
     env = {"SHOPFLOW_PROJECT_DIR": str(project), name: value}
     with pytest.raises(ConfigError, match=name):
-        orch.OrchestrationSettings.from_env(env)
+        OrchestrationSettings.from_env(env)
 
 
 def test_dag_files_import_with_the_kubernetes_runner(
@@ -415,24 +420,27 @@ def test_record_training_from_a_real_result_file(tiny_project: Path) -> None:
     path), then record_training's function on the file it wrote."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from ml import cli, registry
-    from ml.config import load_params
-    from ml.registry import TRAINED_ON_TAG
+    from ml import cli
+    from ml.core.config import load_params
+    from ml.stack import model_store
+    from ml.stack.model_store import TRAINED_ON_TAG
 
-    settings = orch.OrchestrationSettings(
+    settings = OrchestrationSettings(
         project_dir=tiny_project, train_runner="docker", trainer_project_dir=str(tiny_project)
     )
-    spec = orch.FAMILIES["intent"]
+    spec = SPECS["intent"]
+    ctx = RunContext.create(settings, {}, {}, run=(spec.dag_id, "manual__container"))
     for verb in (["ingest"], ["validate", "--dataset", "utterances"], ["preprocess", "intent"]):
-        orch.run_ml_step(verb, settings, [])
-    ledger = orch.StepLedger(orch.reports_dir(settings, []), spec.dag_id, "manual__container")
-    args = orch.container_train_args(spec, settings, [], ledger)
-    with orch.in_project(settings):
+        run_ml_step(verb, settings, ctx.params)
+    ledger = ctx.ledger
+    assert ledger is not None
+    args = steps.container_train_args(spec, ctx)
+    with in_project(settings):
         assert cli.main(args) == 0  # what the container's `python -m ml` does
     output = containers.result_file(ledger.folder)
     written = json.loads(output.read_text())
 
-    recorded = orch.record_container_training(spec, settings, [], ledger)
+    recorded = steps.record_container_training(spec, ctx)
     assert recorded["reused"] is False
     assert recorded["registration"] == written["registration"]
     assert recorded["registration"]["version"] == "1"
@@ -440,20 +448,20 @@ def test_record_training_from_a_real_result_file(tiny_project: Path) -> None:
     assert len(dates) == 3
     assert ledger.get("train") == {k: v for k, v in recorded.items() if k != "reused"}
     assert not output.exists()  # consumed
-    with orch.in_project(settings):
-        client = registry.get_client(load_params(settings.params_file))
+    with in_project(settings):
+        client = model_store.get_client(load_params(settings.params_file))
         version = client.get_model_version(written["registration"]["model_name"], "1")
     assert json.loads(version.tags[TRAINED_ON_TAG]) == {"utterances": dates}
 
     # Run again in the same DAG run: no second container, the recorded result is handed on.
     with pytest.raises(AirflowSkipException, match="already finished"):
-        orch.container_train_args(spec, settings, [], ledger)
-    again = orch.record_container_training(spec, settings, [], ledger)
+        steps.container_train_args(spec, ctx)
+    again = steps.record_container_training(spec, ctx)
     assert again["reused"] is True and again["registration"]["version"] == "1"
 
 
 def test_missing_result_file_says_what_to_share(project: Path) -> None:
     settings = settings_for("kubernetes", project)
-    ledger = orch.StepLedger(project / "out" / "reports", "intent_retrain", "manual__x")
+    ctx = RunContext.create(settings, {}, {}, run=("intent_retrain", "manual__x"))
     with pytest.raises(InputError, match="SHOPFLOW_K8S_PROJECT_PVC"):
-        orch.record_container_training(orch.FAMILIES["intent"], settings, [], ledger)
+        steps.record_container_training(SPECS["intent"], ctx)

@@ -54,7 +54,8 @@ def set_connection(monkeypatch: pytest.MonkeyPatch, s3: S3AuthEndpoint, secret: 
 
 
 def run_intent(project: Path) -> tuple[Any, dict[str, str]]:
-    from ml.orchestration import OrchestrationSettings, build_retrain_dag
+    from ml.orchestration.dags import build_retrain_dag
+    from ml.orchestration.settings import OrchestrationSettings
 
     settings = OrchestrationSettings(
         project_dir=project, retries=0, preprocess_mode="dvc", aws_conn_id=CONN_ID
@@ -103,8 +104,8 @@ def test_a_wrong_connection_secret_stops_the_run_before_any_work(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from ml.cli import run_step
-    from ml.credentials import airflow_aws_credentials
-    from ml.errors import StackError
+    from ml.core.errors import StackError
+    from ml.stack.credentials import airflow_aws_credentials
 
     set_connection(monkeypatch, s3_auth_endpoint, "not-the-secret")
     run, states = run_intent(project)

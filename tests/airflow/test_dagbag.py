@@ -92,7 +92,8 @@ def test_drift_monitor_branches_per_family(dagbag: Any) -> None:
 
 
 def test_train_pool_and_queue_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ml.orchestration import OrchestrationSettings, build_retrain_dag
+    from ml.orchestration.dags import build_retrain_dag
+    from ml.orchestration.settings import OrchestrationSettings
 
     monkeypatch.setenv("SHOPFLOW_TRAIN_POOL", "gpu")
     monkeypatch.setenv("SHOPFLOW_TRAIN_QUEUE", "gpu")

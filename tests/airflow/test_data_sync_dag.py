@@ -50,8 +50,9 @@ def test_retrain_in_dvc_mode_pushes_and_tags_the_data_version(
     dvc_project: Path, airflow_db: Path
 ) -> None:
     from ml.cli import run_step
-    from ml.data_versions import DATA_VERSION_TAG
-    from ml.orchestration import OrchestrationSettings, build_retrain_dag
+    from ml.orchestration.dags import build_retrain_dag
+    from ml.orchestration.settings import OrchestrationSettings
+    from ml.stack.data_versions import DATA_VERSION_TAG
 
     settings = OrchestrationSettings(project_dir=dvc_project, retries=0, preprocess_mode="dvc")
     run = build_retrain_dag("intent", settings).test(run_conf={})
@@ -63,7 +64,8 @@ def test_retrain_in_dvc_mode_pushes_and_tags_the_data_version(
     assert states["record_dvc_lock"] == "success"
     assert dvc_status(dvc_project, *RECORDED) == {}
     trained_on = digest_tree(dvc_project / PROCESSED)
-    from ml.orchestration import StepLedger, format_summary
+    from ml.orchestration.runtime import StepLedger
+    from ml.orchestration.summary import format_summary
 
     summary = StepLedger(dvc_project / "reports", run.dag_id, run.run_id).get("summary") or {}
     assert summary["data_version"]["remote"] == "s3"
@@ -72,11 +74,11 @@ def test_retrain_in_dvc_mode_pushes_and_tags_the_data_version(
     cwd = os.getcwd()
     os.chdir(dvc_project)
     try:
-        from ml import registry
-        from ml.config import load_params
+        from ml.core.config import load_params
+        from ml.stack import model_store
 
         params = load_params("params.yaml")
-        version = registry.get_client(params).get_model_version("intent-classifier", "1")
+        version = model_store.get_client(params).get_model_version("intent-classifier", "1")
         lock = json.loads(version.tags[DATA_VERSION_TAG])
         assert lock["outs"][0]["path"] == str(PROCESSED)
 
@@ -94,7 +96,8 @@ def test_retrain_in_dvc_mode_pushes_and_tags_the_data_version(
 def test_sync_tasks_wrap_preprocess_and_training_only_in_dvc_mode(
     tmp_path: Path, family: str
 ) -> None:
-    from ml.orchestration import OrchestrationSettings, build_retrain_dag
+    from ml.orchestration.dags import build_retrain_dag
+    from ml.orchestration.settings import OrchestrationSettings
 
     dvc_mode = build_retrain_dag(
         family, OrchestrationSettings(project_dir=REPO_ROOT, preprocess_mode="dvc")
@@ -118,8 +121,10 @@ def test_sync_tasks_wrap_preprocess_and_training_only_in_dvc_mode(
 
 
 def test_required_sync_without_a_remote_names_the_settings(tmp_path: Path) -> None:
-    from ml.errors import ConfigError
-    from ml.orchestration import FAMILIES, OrchestrationSettings, pull_data_version
+    from ml.core.errors import ConfigError
+    from ml.core.families import FAMILIES
+    from ml.orchestration.settings import OrchestrationSettings
+    from ml.orchestration.steps import pull_data_version
 
     project = tmp_path / "project"
     project.mkdir()

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ml import demo
-from ml.config import load_params
-from ml.orchestration import retrain_params
+from ml.core.config import load_params
+from ml.core.families import FAMILIES
+from ml.orchestration import demo
+from ml.orchestration.params import conf_overrides, form_params, retrain_fields
 
 
 @pytest.mark.parametrize("family", demo.FAMILIES)
@@ -19,11 +20,12 @@ def test_demo_conf_passes_the_trigger_form(family: str, cycle: int, repo_root: P
     base = demo.WEAK_CONF if cycle == 3 else demo.DEMO_CONF
     first = demo.DRIFT_DAY if cycle == 2 else None
     conf = demo.retrain_conf(family, extra, first, demo.DRIFT_DAYS if first else None, base)
-    params = retrain_params()
+    fields = retrain_fields(FAMILIES[family])
+    params = form_params(fields)
     resolved = {key: params[key].resolve(value=value) for key, value in conf.items()}
     assert resolved == conf
-    # ...and its overrides are valid params.yaml overrides.
-    load_params(repo_root / "params.yaml", conf["overrides"])
+    # ...and what it overrides is a valid params.yaml.
+    load_params(repo_root / "params.yaml", conf_overrides(fields, conf, repo_root))
 
 
 def test_demo_environment_is_embedded(tmp_path: Path) -> None:

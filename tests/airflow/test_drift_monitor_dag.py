@@ -24,7 +24,8 @@ def _generate(project: Path, first_day: int, days: int, extra: list[str]) -> Non
 
 
 def _monitor(project: Path, model: Path) -> Any:
-    from ml.orchestration import OrchestrationSettings, build_drift_monitor_dag
+    from ml.orchestration.dags import build_drift_monitor_dag
+    from ml.orchestration.settings import OrchestrationSettings
 
     dag = build_drift_monitor_dag(OrchestrationSettings(project_dir=project))
     return dag.test(run_conf={"model_path": str(model), "sample": 150})

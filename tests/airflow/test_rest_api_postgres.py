@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from ml.embedded import embedded_settings
+from ml.orchestration.embedded import embedded_settings
 from tests.support.services import fresh_postgres_database
 
 pytestmark = pytest.mark.services

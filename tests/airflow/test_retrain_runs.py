@@ -16,7 +16,8 @@ from ml.cli import run_step
 
 
 def _run(project: Path, family: str, conf: dict[str, Any] | None = None) -> Any:
-    from ml.orchestration import OrchestrationSettings, build_retrain_dag
+    from ml.orchestration.dags import build_retrain_dag
+    from ml.orchestration.settings import OrchestrationSettings
 
     # No retries: a failure in a test should surface at once.
     settings = OrchestrationSettings(project_dir=project, retries=0)
@@ -28,7 +29,7 @@ def _states(dag_run: Any) -> dict[str, str]:
 
 
 def _summary(project: Path, dag_run: Any) -> dict[str, Any]:
-    from ml.orchestration import StepLedger
+    from ml.orchestration.runtime import StepLedger
 
     ledger = StepLedger(project / "reports", dag_run.dag_id, dag_run.run_id)
     summary = ledger.get("summary")

@@ -25,8 +25,9 @@ def _intent_runs(project: Path) -> list[Any]:
 def test_train_task_runs_are_named_and_tagged_with_the_task_instance(
     tiny_project: Path, airflow_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ml.intent import train as intent_train
-    from ml.orchestration import OrchestrationSettings, build_retrain_dag
+    from ml.models.intent import train as intent_train
+    from ml.orchestration.dags import build_retrain_dag
+    from ml.orchestration.settings import OrchestrationSettings
 
     write_processed(tiny_project / "data" / "processed")  # what preprocess would have written
     real_fit = intent_train.fit_intent
@@ -71,8 +72,9 @@ def test_failure_callback_closes_the_run_a_killed_try_left_running(
     import mlflow
 
     from ml.core.families import get_family
-    from ml.orchestration import OrchestrationSettings, close_mlflow_runs_callback
-    from ml.tracking import AirflowTask
+    from ml.orchestration.runtime import close_mlflow_runs_callback
+    from ml.orchestration.settings import OrchestrationSettings
+    from ml.stack.tracking import AirflowTask
 
     client = mlflow.MlflowClient(f"sqlite:///{tiny_project}/mlflow.db")
     experiment = client.create_experiment("intent-classifier")

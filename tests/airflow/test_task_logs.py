@@ -23,7 +23,8 @@ def test_successful_retrain_logs_no_error_line(
     capfd: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from ml.orchestration import OrchestrationSettings, build_retrain_dag
+    from ml.orchestration.dags import build_retrain_dag
+    from ml.orchestration.settings import OrchestrationSettings
 
     records: list[logging.LogRecord] = []
     call_handlers = logging.Logger.callHandlers

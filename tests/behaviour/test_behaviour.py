@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from ml.behaviour import (
+from ml.core.errors import InputError
+from ml.core.schemas import OUT_OF_SCOPE, SHOP_INTENTS
+from ml.release.gate.behaviour import (
     INTENT_SUITE,
     PERTURBATIONS,
     RECOMMENDER_SUITE,
@@ -32,8 +34,6 @@ from ml.behaviour import (
     run_intent_suite,
     run_recommender_suite,
 )
-from ml.errors import InputError
-from ml.schemas import OUT_OF_SCOPE, SHOP_INTENTS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -479,8 +479,8 @@ def make_pyfunc(encoder: dict[str, np.ndarray], negate: bool = False) -> Any:
     lookup (``negate``: a broken encoder giving the opposite vector)."""
     import torch
 
-    from ml.recommender.model import Recommender, SeqRecNet
-    from ml.recommender.registry import RecommenderPyfunc
+    from ml.models.recommender.model import Recommender, SeqRecNet
+    from ml.models.recommender.pyfunc import RecommenderPyfunc
 
     class LookupPyfunc(RecommenderPyfunc):
         def __init__(self, model: Recommender) -> None:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import ml.cli
-from ml.schemas import CATALOG_COLUMNS, DATASETS
+from ml.core.schemas import CATALOG_COLUMNS, DATASETS
 
 SMALL = {
     "seed": 5,

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.data.config import DriftConfig, GeneratorConfig
+from ml.core.config.data import DriftConfig, GeneratorConfig
 from ml.data.intent_templates import CONFUSABLE, DRIFT_TEMPLATES, TEMPLATES
 from ml.data.synthetic import day_date, generate_world, partition_path
 from ml.data.utterances import add_typos, generate_utterances, intent_counts
 from ml.data.world import build_world, catalog_until
-from ml.schemas import (
+from ml.core.schemas import (
     CATALOG_COLUMNS,
     DATASETS,
     EVENT_COLUMNS,
@@ -116,7 +116,7 @@ def test_output_does_not_depend_on_python_hash_seed(tmp_path: Path, repo_root: P
     cfg = small_config(days=1, drift=DriftConfig(strength=0.5, start_day=0, new_items=3))
     generate_world(cfg, tmp_path / "here")
     script = (
-        "import sys; from pathlib import Path; from ml.data.config import GeneratorConfig;"
+        "import sys; from pathlib import Path; from ml.core.config.data import GeneratorConfig;"
         "from ml.data.synthetic import generate_world;"
         "generate_world(GeneratorConfig.model_validate_json(sys.argv[1]), Path(sys.argv[2]))"
     )

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ml.orchestration import OrchestrationSettings
+from ml.orchestration.settings import OrchestrationSettings
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 LONG_RUNNING = {

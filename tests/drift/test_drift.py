@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import drift
-from ml.config import load_params
+from ml.core.config import load_params
+from ml.monitoring import drift
 
 SMALL = [
     "generator.n_items=80",
@@ -158,7 +158,7 @@ def test_cli_logs_the_check_to_mlflow(
 
 def test_cli_refuses_unknown_threshold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ml.cli import run_step
-    from ml.errors import ConfigError
+    from ml.core.errors import ConfigError
 
     _isolate(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match="threshold"):

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.config import FamilyGateConfig, GateConfig, MetricRule
+from ml.core.config import FamilyGateConfig, GateConfig, MetricRule
+from ml.core.errors import InputError
 from ml.core.stats import resample_weights
-from ml.errors import InputError
-from ml.gate import _Side, decide, mcnemar
-from ml.gate_reports import write_reports
+from ml.release.gate.reports import write_reports
+from ml.release.gate.rules import _Side, decide, mcnemar
 
 LABELS = ["track_order", "get_refund", "cancel_order", "payment_issue"]
 CFG = GateConfig(bootstrap_resamples=1000, seed=1)
@@ -154,9 +154,9 @@ def test_unpaired_frames_are_refused() -> None:
 
 
 def test_gate_metrics_are_the_evaluation_metrics() -> None:
-    """The gate's point values are ml.intent.scoring.frame_metrics (what metrics.json holds),
+    """The gate's point values are ml.models.intent.scoring.frame_metrics (what metrics.json holds),
     bit for bit; its resampled values are the same functions under bootstrap weights."""
-    from ml.intent.scoring import frame_metrics
+    from ml.models.intent.scoring import frame_metrics
 
     frame = intent_frame(correctness(200, 0.7, 8), confidence=np.linspace(0.2, 1.0, 200))
     side = _Side(frame, "intent", sorted(LABELS))

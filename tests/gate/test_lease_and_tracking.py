@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from ml import registry
-from ml.config import MlflowConfig
-from ml.tracking import configure_mlflow
+from ml.core.config import MlflowConfig
+from ml.release import registry
+from ml.stack.tracking import configure_mlflow
 
 
 def test_busy_lease_times_out_and_stale_lease_is_taken_over(client: Any, model_name: str) -> None:

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from ml import registry
+from ml.release import registry
+from ml.stack import model_store
 
 KEYWORDS = {"keywords": {"order": "track_order", "refund": "get_refund"}}
 
 
 def alias(client: Any, model: str, name: str) -> str | None:
-    version = registry.get_alias(client, model, name)
+    version = model_store.get_alias(client, model, name)
     return None if version is None else str(version.version)
 
 
@@ -22,8 +23,8 @@ def test_promote_history_noop_and_rollback(client: Any, log_toy: Any, model_name
     v2, _ = log_toy("keyword_intent", model_name, KEYWORDS)
     first = registry.promote(client, model_name, v1, "intent", reason="first", pipeline_run="run-1")
     assert first["changed"] and first["previous"] is None
-    assert alias(client, model_name, registry.CHAMPION) == v1
-    assert alias(client, model_name, registry.PREVIOUS) is None
+    assert alias(client, model_name, model_store.CHAMPION) == v1
+    assert alias(client, model_name, model_store.PREVIOUS) is None
 
     registry.promote(client, model_name, v2, "intent", reason="better", pipeline_run="run-2")
     again = registry.promote(client, model_name, v2, "intent", reason="again")
@@ -33,8 +34,8 @@ def test_promote_history_noop_and_rollback(client: Any, log_toy: Any, model_name
 
     back = registry.rollback(client, model_name, "intent", reason="bad live metrics")
     assert back == {"model": model_name, "champion": v1, "demoted": v2, "previous": None}
-    assert alias(client, model_name, registry.CHAMPION) == v1
-    assert alias(client, model_name, registry.PREVIOUS) is None
+    assert alias(client, model_name, model_store.CHAMPION) == v1
+    assert alias(client, model_name, model_store.PREVIOUS) is None
     assert "rolled_back_at" in client.get_model_version(model_name, v2).tags
 
     events = registry.history(client, model_name)
@@ -67,7 +68,7 @@ def test_artifact_that_cannot_load_is_never_promoted(
     broken, _ = log_toy("broken", model_name)
     with pytest.raises(registry.PromotionError, match="does not load"):
         registry.promote(client, model_name, broken, "intent")
-    assert alias(client, model_name, registry.CHAMPION) == good
+    assert alias(client, model_name, model_store.CHAMPION) == good
     assert [e["to_version"] for e in registry.history(client, model_name)] == [good]
 
 
@@ -78,7 +79,7 @@ def test_contract_breaking_output_is_never_promoted(
     version, _ = log_toy("popularity_recommender", model_name, {"ranking": ["a", "b"]})
     with pytest.raises(registry.PromotionError, match=r"fails to predict|contract"):
         registry.promote(client, model_name, version, "intent")
-    assert alias(client, model_name, registry.CHAMPION) is None
+    assert alias(client, model_name, model_store.CHAMPION) is None
 
 
 def test_racing_promotions_leave_one_consistent_champion(

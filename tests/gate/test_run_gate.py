@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import cli, registry
-from ml.config import Params
-from ml.gate import run_gate
+from ml import cli
+from ml.core.config import Params
+from ml.release import registry
+from ml.release.gate.run import run_gate
 
 ORDER_ONLY = {"keywords": {"order": "track_order"}}
 ORDER_AND_REFUND = {"keywords": {"order": "track_order", "refund": "get_refund"}}
@@ -89,8 +90,8 @@ def challenger(params: Params, log_toy: Any, config: dict[str, Any]) -> str:
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, params: Params, tmp_path: Path, *argv: str) -> int:
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["ml.gate_cli"])
-    monkeypatch.setattr("ml.config.load_params", lambda *a, **k: params)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["ml.release.cli"])
+    monkeypatch.setattr("ml.core.config.load_params", lambda *a, **k: params)
     return cli.main([*argv, "--output-json", str(tmp_path / "out.json")])
 
 

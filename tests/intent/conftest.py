@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from ml.config import Params, load_params
+from ml.core.config import Params, load_params
 
 TEMPLATES = {
     "track_order": [
@@ -123,7 +123,7 @@ def _own_mlflow_store(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> dict[str, Any]:
     """One train_intent run (MLflow in sqlite under tmp), shared by the registry/predict tests."""
-    from ml.intent.train import train_intent
+    from ml.models.intent.train import train_intent
 
     tmp = tmp_path_factory.mktemp("intent-run")
     params = tiny_params(tmp, tiny_bert_dir, **{"intent.train.epochs": 2})

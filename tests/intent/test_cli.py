@@ -14,7 +14,7 @@ from ml import cli
 def test_train_then_evaluate_via_cli(
     tmp_path: Path, make_params: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["ml.intent.cli"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["ml.models.intent.cli"])
     params = make_params(tmp_path)
     sets: list[str] = []
     for key, value in {

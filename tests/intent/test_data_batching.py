@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.errors import InputError
-from ml.intent.data import (
+from ml.core.errors import InputError
+from ml.models.intent.data import (
     length_grouped_batches,
     load_labels,
     load_split,

@@ -15,11 +15,11 @@ from typing import Any
 import mlflow
 import pytest
 
-from ml import registry
-from ml.config import load_params
-from ml.gate import run_gate
-from ml.intent.evaluate import evaluate_intent
-from ml.intent.pyfunc import log_intent_pyfunc
+from ml.core.config import load_params
+from ml.models.intent.evaluate import evaluate_intent
+from ml.models.intent.pyfunc import log_intent_pyfunc
+from ml.release.gate.run import run_gate
+from ml.stack import model_store
 
 
 def register_copy(params: Any, out: Path) -> dict[str, Any]:
@@ -52,9 +52,11 @@ def gated_copy(trained: dict[str, Any]) -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as mp:
         for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
             mp.delenv(name, raising=False)
-        client = registry.get_client(params)
+        client = model_store.get_client(params)
         first = json.loads((out / "registration.json").read_text())
-        client.set_registered_model_alias(first["model_name"], registry.CHAMPION, first["version"])
+        client.set_registered_model_alias(
+            first["model_name"], model_store.CHAMPION, first["version"]
+        )
         copy = register_copy(params, out)
         (out / "registration.json").write_text(json.dumps(copy))
         reports = params.paths.reports / "intent"

@@ -1,11 +1,11 @@
-"""Out-of-scope threshold selection (precision of rejecting, as defined in ml.intent.oos)."""
+"""Out-of-scope threshold selection (precision of rejecting, as defined in ml.models.intent.oos)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ml.intent.model import apply_threshold
-from ml.intent.oos import choose_threshold, oos_metrics
+from ml.models.intent.model import apply_threshold
+from ml.models.intent.oos import choose_threshold, oos_metrics
 
 OOS = "out_of_scope"
 

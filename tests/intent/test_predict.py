@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from ml import cli
-from ml.errors import InputError
-from ml.intent.predict import predict_file, predict_text
+from ml.core.errors import InputError
+from ml.models.intent.predict import predict_file, predict_text
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_predict_file_gives_defined_results_for_bad_rows(model_dir: str, tmp_pat
 def test_cli_predict_single_and_registry_uri(
     trained: dict[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["ml.intent.cli"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["ml.models.intent.cli"])
     params = trained["params"]
     sets = ["--set", f"mlflow.tracking_uri={params.mlflow.tracking_uri}"]
     model = json.loads((trained["out"] / "registration.json").read_text())["model_uri"]

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from ml.config import load_params
-from ml.intent.evaluate import evaluate_intent
-from ml.intent.train import fit_intent
+from ml.core.config import load_params
+from ml.models.intent.evaluate import evaluate_intent
+from ml.models.intent.train import fit_intent
 
 pytestmark = pytest.mark.real
 

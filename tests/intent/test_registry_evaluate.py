@@ -9,11 +9,11 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from ml.intent.data import load_labels, load_split
-from ml.intent.evaluate import PREDICTION_COLUMNS, evaluate_intent
-from ml.intent.model import IntentModel
-from ml.intent.scoring import score_intent_model
-from ml.schemas import INTENT_PYFUNC_OUTPUT
+from ml.core.schemas import INTENT_PYFUNC_OUTPUT
+from ml.models.intent.data import load_labels, load_split
+from ml.models.intent.evaluate import PREDICTION_COLUMNS, evaluate_intent
+from ml.models.intent.model import IntentModel
+from ml.models.intent.scoring import score_intent_model
 
 
 def test_registered_model_predicts_like_the_in_memory_one(trained: dict[str, Any]) -> None:

@@ -62,7 +62,7 @@ def test_sigterm_to_python_m_ml_train_ends_its_run_killed(
         "paths.reports": params.paths.reports,
         "intent.train.model_path": tiny_bert_dir,
         # Enough epochs that training is still going when the signal comes.
-        "intent.train.epochs": 200,
+        "intent.train.epochs": 100,  # the most params.yaml allows
         "intent.train.early_stopping_patience": 200,
         "intent.train.batch_size": 8,
         "intent.train.max_length": 32,
@@ -108,7 +108,7 @@ def test_a_cli_training_run_is_named_with_its_time_and_version(
 ) -> None:
     import mlflow
 
-    from ml.intent.train import train_intent
+    from ml.models.intent.train import train_intent
 
     params = make_params(tmp_path)
     summary = train_intent(params, params.paths.processed, params.paths.models / "intent")
@@ -124,7 +124,7 @@ def test_a_failing_training_ends_its_run_failed(
 ) -> None:
     import mlflow
 
-    from ml.intent import train
+    from ml.models.intent import train
 
     def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
         raise RuntimeError("CUDA out of memory")

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ml.intent.model import IntentModel
-from ml.intent.train import fit_intent
+from ml.models.intent.model import IntentModel
+from ml.models.intent.train import fit_intent
 
 
 def test_one_epoch_writes_a_usable_bundle(tmp_path: Path, make_params: Any) -> None:

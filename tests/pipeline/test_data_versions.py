@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ml.data_versions import (
+from ml.core.errors import ConfigError
+from ml.stack.data_versions import (
     DataSyncError,
     pull_stage,
     push_stage,
     resolve_remote,
     restore_stage,
 )
-from ml.errors import ConfigError
 from tests.support.dvc import (
     INTENT_OUT,
     INTENT_STAGE,

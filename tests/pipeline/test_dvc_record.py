@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ml.data_versions import DataSyncError, pull_stage, record_stages
+from ml.stack.data_versions import DataSyncError, pull_stage, record_stages
 from tests.support.dvc import (
     INTENT_OUT,
     INTENT_STAGE,
@@ -93,7 +93,7 @@ def test_a_run_with_overrides_of_declared_params_stays_out_of_date(
 ) -> None:
     retrain_outside_dvc(reproduced)
     lock_before = (reproduced / "dvc.lock").read_text()
-    with caplog.at_level(logging.INFO, logger="ml.data_versions"):
+    with caplog.at_level(logging.INFO, logger="ml.stack.data_versions"):
         result = record_stages(reproduced, STAGES, overrides=overrides)
     assert result["recorded"] == []
     line = result["out_of_date"]

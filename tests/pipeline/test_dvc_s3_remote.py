@@ -54,7 +54,7 @@ def dvc_project(tmp_path: Path, s3_endpoint: str) -> tuple[Path, dict[str, str]]
 def test_push_then_pull_restores_a_deleted_workspace_byte_for_byte(
     dvc_project: tuple[Path, dict[str, str]],
 ) -> None:
-    from ml.data.config import GeneratorConfig
+    from ml.core.config.data import GeneratorConfig
     from ml.data.synthetic import generate_world
 
     project, env = dvc_project

@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ml.core.errors import InputError
 from ml.data.adapters import bitext_to_landing, read_table, stratified_sample
-from ml.errors import InputError
 
 
 def test_bom_csv_columns_are_clean(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml.errors import InputError
-from ml.preprocess.config import IntentPreprocessConfig, IntentSplitConfig
+from ml.core.config.preprocess import IntentPreprocessConfig, IntentSplitConfig
+from ml.core.errors import InputError
 from ml.preprocess.intent import normalise_text, preprocess_intent
 
 

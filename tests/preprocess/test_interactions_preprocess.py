@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml.errors import InputError
-from ml.preprocess.config import InteractionPreprocessConfig
+from ml.core.config.preprocess import InteractionPreprocessConfig
+from ml.core.errors import InputError
 from ml.preprocess.interactions import preprocess_interactions
 
 

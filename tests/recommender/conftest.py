@@ -12,8 +12,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from world import write_world
 
-from ml.recommender.config import RecommenderTrainConfig
-from ml.recommender.data import RecData, load_recsys
+from ml.core.config.recommender import RecommenderTrainConfig
+from ml.models.recommender.data import RecData, load_recsys
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +53,7 @@ FAST_CFG = {
 @pytest.fixture(scope="session")
 def trained(world, world_vectors, tmp_path_factory):  # type: ignore[no-untyped-def]
     """(model, summary, folder) trained once per session on the synthetic world."""
-    from ml.recommender.train import fit
+    from ml.models.recommender.train import fit
 
     folder = tmp_path_factory.mktemp("rec-model")
     model, summary = fit(world, world_vectors, RecommenderTrainConfig(**FAST_CFG), folder)

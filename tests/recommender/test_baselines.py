@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ml.recommender.baselines import CoOccurrence, MostPopular, TextSimilarity
+from ml.models.recommender.baselines import CoOccurrence, MostPopular, TextSimilarity
 
 
 def test_most_popular_same_for_everyone() -> None:

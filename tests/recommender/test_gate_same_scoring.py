@@ -17,12 +17,12 @@ from typing import Any
 import mlflow
 import pytest
 
-from ml import registry
-from ml.config import load_params
-from ml.gate import run_gate
-from ml.recommender.evaluate import evaluate_recommender
-from ml.recommender.model import Recommender
-from ml.recommender.registry import log_and_register
+from ml.core.config import load_params
+from ml.models.recommender.evaluate import evaluate_recommender
+from ml.models.recommender.model import Recommender
+from ml.models.recommender.pyfunc import log_and_register
+from ml.release.gate.run import run_gate
+from ml.stack import model_store
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,8 @@ def gated_copy(
         for _ in range(2):
             with mlflow.start_run(experiment_id=experiment):
                 infos.append(log_and_register(model_dir, "recommender", ["I00001", "I00002"]))
-        client = registry.get_client(params)
-        client.set_registered_model_alias("recommender", registry.CHAMPION, infos[0]["version"])
+        client = model_store.get_client(params)
+        client.set_registered_model_alias("recommender", model_store.CHAMPION, infos[0]["version"])
         (model_dir / "registration.json").write_text(json.dumps(infos[1]))
         reports = tmp / "reports" / "recommender"
         metrics = evaluate_recommender(params, world_dir, model_dir, reports)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.recommender.config import RecommenderTrainConfig
-from ml.recommender.model import Recommender
-from ml.recommender.train import CHECKPOINT, fit
+from ml.core.config.recommender import RecommenderTrainConfig
+from ml.models.recommender.model import Recommender
+from ml.models.recommender.train import CHECKPOINT, fit
 
 
 def test_top_k_excludes_history_and_handles_odd_histories(trained) -> None:  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.recommender.evaluate import evaluate_scorers
+from ml.models.recommender.evaluate import evaluate_scorers
 
 
 def test_model_beats_most_popular_and_co_occurrence(world, trained) -> None:  # type: ignore[no-untyped-def]

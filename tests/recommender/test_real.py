@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ml.encoders import default_model_path
-from ml.recommender.config import RecommenderTrainConfig
-from ml.recommender.data import load_recsys
-from ml.recommender.evaluate import evaluate_scorers
-from ml.recommender.features import encode_items
-from ml.recommender.recbole import import_recbole
-from ml.recommender.train import fit
+from ml.core.config.recommender import RecommenderTrainConfig
+from ml.models.encoders import default_model_path
+from ml.models.recommender.data import load_recsys
+from ml.models.recommender.evaluate import evaluate_scorers
+from ml.models.recommender.features import encode_items
+from ml.models.recommender.recbole import import_recbole
+from ml.models.recommender.train import fit
 
 
 @pytest.mark.real

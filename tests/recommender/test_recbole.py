@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from ml.cli import main
-from ml.errors import InputError
-from ml.recommender.data import load_recsys
-from ml.recommender.recbole import import_recbole, split_text, top_categories
+from ml.core.errors import InputError
+from ml.models.recommender.data import load_recsys
+from ml.models.recommender.recbole import import_recbole, split_text, top_categories
 
 HEADER = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
 

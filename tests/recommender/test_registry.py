@@ -9,10 +9,10 @@ import mlflow
 import pandas as pd
 import pytest
 
-from ml.config import load_params
-from ml.recommender.model import Recommender
-from ml.recommender.pipeline import evaluate_step, predict_history, predict_step, train_step
-from ml.recommender.registry import score_frame
+from ml.core.config import load_params
+from ml.models.recommender.model import Recommender
+from ml.models.recommender.pipeline import evaluate_step, predict_history, predict_step, train_step
+from ml.models.recommender.pyfunc import score_frame
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def pipeline_run(world_dir, tiny_bert_dir, tmp_path_factory):  # type: ignore[no
             "recommender.train.n_user_clusters": 3,
         },
     )
-    # The environment would win over params (ml.tracking); this test owns its sqlite store.
+    # The environment would win over params (ml.stack.tracking); this test owns its sqlite store.
     patch = pytest.MonkeyPatch()
     patch.delenv("MLFLOW_TRACKING_URI", raising=False)
     patch.delenv("MLFLOW_REGISTRY_URI", raising=False)

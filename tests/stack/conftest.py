@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.credentials import forget_cached_s3_clients
+from ml.stack.credentials import forget_cached_s3_clients
 from tests.support.services import S3AuthEndpoint
 
 # Airflow reads its configuration once, on first import: a throw-away home unless the Airflow

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from ml.config import Params
-from ml.credentials import (
+from ml.core.config import Params
+from ml.core.errors import StackError
+from ml.stack.credentials import (
     AWS_CONN_ID_SETTING,
     CREDENTIALS_SOURCE_VARIABLE,
     airflow_aws_credentials,
     applied_env,
     aws_connection_env,
 )
-from ml.errors import StackError
-from ml.preflight import run_checks
+from ml.stack.preflight import run_checks
 from tests.stack.conftest import WRONG_SECRET
 from tests.support.services import S3AuthEndpoint
 

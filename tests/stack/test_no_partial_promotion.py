@@ -15,12 +15,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from ml import registry
-from ml.config import Params
-from ml.credentials import applied_env
-from ml.errors import StackError
-from ml.gate import run_gate
-from ml.preflight import run_checks
+from ml.core.config import Params
+from ml.core.errors import StackError
+from ml.release import registry
+from ml.release.gate.run import run_gate
+from ml.stack import model_store
+from ml.stack.credentials import applied_env
+from ml.stack.preflight import run_checks
 from tests.stack.conftest import (
     TOY_MODELS,
     UNKNOWN_KEY,
@@ -136,7 +137,7 @@ def test_promotion_with_broken_keys_changes_nothing(
     keys, advice = BROKEN_KEYS[case]
     v1, v2, v3 = registered.versions
     before = snapshot(client, registered)
-    assert before["aliases"] == {registry.CHAMPION: v2, registry.PREVIOUS: v1}
+    assert before["aliases"] == {model_store.CHAMPION: v2, model_store.PREVIOUS: v1}
     with applied_env(keys), pytest.raises(StackError) as raised:
         registry.promote(client, registered.name, v3, "intent", reason="should not happen")
     message = str(raised.value)

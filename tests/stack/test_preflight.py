@@ -15,9 +15,9 @@ from typing import ClassVar
 import pytest
 
 from ml import cli
-from ml.config import Params
-from ml.errors import StackError
-from ml.preflight import CheckResult, require_ok, run_checks
+from ml.core.config import Params
+from ml.core.errors import StackError
+from ml.stack.preflight import CheckResult, require_ok, run_checks
 from tests.stack.conftest import UNKNOWN_KEY, WRONG_SECRET, init_dvc_project, run_ml
 from tests.support.services import S3AuthEndpoint, free_port
 

@@ -42,7 +42,7 @@ def dvc(project: Path, *args: str) -> str:
 def land_validated_days(project: Path, first_day: int, days: int) -> None:
     """Synthetic utterance partitions straight into data/validated (validation is tested
     elsewhere; here only their bytes matter)."""
-    from ml.data.config import GeneratorConfig
+    from ml.core.config.data import GeneratorConfig
     from ml.data.synthetic import generate_world
 
     landing = project / "data" / "landing"
@@ -124,9 +124,9 @@ def params_files(project: Path) -> set[str]:
 
 def code_changes(status: dict[str, Any], params: set[str]) -> dict[str, list[str]]:
     """Per stage, what ``dvc status --json`` reports changed among its code deps (under ml/ or
-    expectations/), its params (``params`` files) and its command: ``"ml/intent (modified)"``,
-    ``"params.yaml: intent.train.epochs (modified)"``, ``"changed command"``. Data deps and
-    outputs are left out (in a fresh clone they are missing: "deleted", "not in cache")."""
+    expectations/), its params (``params`` files) and its command: ``"ml/models/intent
+    (modified)"``, ``"params.yaml: intent.train.epochs (modified)"``, ``"changed command"``. Data
+    deps and outputs are left out (in a fresh clone they are missing: "deleted", "not in cache")."""
     found: dict[str, list[str]] = {}
     for stage, entries in status.items():
         for entry in entries:

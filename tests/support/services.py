@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.embedded import MLFLOW_NO_JOB_EXECUTION
+from ml.orchestration.embedded import MLFLOW_NO_JOB_EXECUTION
 
 VENV_BIN = Path(sys.executable).parent
 

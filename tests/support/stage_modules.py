@@ -2,8 +2,8 @@
 
 A stage's command is ``python -m ml <step> [<model>]``. Its entry modules are the module of the
 step's handler (found through ``ml.cli``'s command tree, as the parser finds it) and
-``ml.config`` (every step's params are loaded and validated through it, defaults included). From
-those, every ``import`` / ``from ... import`` is followed, at module level and inside functions
+``ml.core.config`` (every step's params are loaded and validated through it, defaults included).
+From those, every ``import`` / ``from ... import`` is followed, at module level and inside functions
 alike (the handlers import their heavy modules on use), plus ``importlib.import_module("ml.x")``
 with a literal name. Imports under ``if TYPE_CHECKING:`` never run and are not followed.
 Importing ``ml.a.b`` also runs ``ml/__init__.py`` and ``ml/a/__init__.py``: they are reachable,
@@ -31,7 +31,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "ml"
 # Run by every step before its handler (ml.cli.run_step / main: load_params).
-COMMON_ENTRIES = ("ml.config",)
+COMMON_ENTRIES = ("ml.core.config",)
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,8 @@ def handler_module(argv: Iterable[str]) -> str:
     """The module defining the handler ``python -m ml <argv>`` calls (via ml.cli's tree)."""
     import importlib
 
-    from ml.cli import COMMAND_MODULES, CommandTree
+    from ml.cli import COMMAND_MODULES
+    from ml.core.commands import CommandTree
 
     tree = CommandTree()
     for name in COMMAND_MODULES:
@@ -111,7 +112,7 @@ class _Imports(ast.NodeVisitor):
         else:
             source = node.module or ""
         self.found.add(source)
-        # `from ml.intent import baseline`: baseline may be a submodule.
+        # `from ml.models.intent import baseline`: baseline may be a submodule.
         self.found.update(f"{source}.{alias.name}" for alias in node.names if alias.name != "*")
 
     def visit_Call(self, node: ast.Call) -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ml.config import Params, PathsConfig
-from ml.data.config import DriftConfig, GeneratorConfig
+from ml.core.config import Params, PathsConfig
+from ml.core.config.data import DriftConfig, GeneratorConfig
+from ml.core.config.validation import ValidationConfig
 from ml.data.synthetic import generate_world
-from ml.validation.config import ValidationConfig
 
 # Fixed "now" a few weeks after the generator's start date (2026-11-01).
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ml.core.errors import InputError
 from ml.data.corrupt import CORRUPTION_KINDS, corrupt_partition
-from ml.errors import InputError
 
 from .conftest import make_params, write_world
 

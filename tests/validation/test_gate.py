@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from ml.core.errors import DataValidationError
 from ml.data.corrupt import CORRUPTION_KINDS, corrupt_partition
-from ml.errors import DataValidationError
-from ml.validation.gate import PartitionsQuarantined, validate_landing, validate_partition
+from ml.validation.partitions import PartitionsQuarantined, validate_landing, validate_partition
 from ml.validation.report import TABLE
 
 from .conftest import NOW, make_params, snapshot, write_world

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ml.config import IngestConfig
+from ml.core.config import IngestConfig
 from ml.data.adapters import bitext_to_landing
-from ml.validation.gate import validate_partition
+from ml.validation.partitions import validate_partition
 
 from .conftest import NOW, make_params
 

