@@ -39,7 +39,7 @@ browser: $(STAMP)
 	bash scripts/install-browser.sh
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not real and not services"
+	$(BIN)/pytest -q -m "not real and not services and not browser"
 
 # ruff, formatting, types, and the architecture (import-linter contracts in pyproject.toml).
 lint: $(STAMP)

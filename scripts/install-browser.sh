@@ -23,14 +23,19 @@ if [[ ! -x /usr/bin/chromium ]]; then
   fi
   log="$(mktemp)"
   if ! { "${sudo[@]}" apt-get update -qq \
-      && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium; } \
-      >"${log}" 2>&1; then
+      && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends chromium; } >"${log}" 2>&1; then
     cat "${log}" >&2
     rm -f "${log}"
     echo "install-browser: apt-get install chromium failed" >&2
     exit 1
   fi
   rm -f "${log}"
+  if [[ ! -x /usr/bin/chromium ]]; then
+    echo "install-browser: apt-get installed chromium but /usr/bin/chromium is missing" \
+      "(apt-get install --reinstall chromium)" >&2
+    exit 1
+  fi
   done_what+=("installed chromium ($(/usr/bin/chromium --version 2>/dev/null | tr -s ' ' | sed 's/ *$//'))")
 fi
 
@@ -39,7 +44,13 @@ if [[ ! -x "${PY}" ]]; then
   exit 1
 fi
 if ! "${PY}" -c "import playwright" 2>/dev/null; then
-  "${PY}" -m pip install --quiet --disable-pip-version-check "playwright==${PLAYWRIGHT_VERSION}"
+  # The project's constraints (when present) pin playwright's own dependencies too.
+  constraints=()
+  if [[ -f "${ROOT}/requirements/constraints.txt" ]]; then
+    constraints=(-c "${ROOT}/requirements/constraints.txt")
+  fi
+  "${PY}" -m pip install --quiet --disable-pip-version-check "${constraints[@]}" \
+    "playwright==${PLAYWRIGHT_VERSION}"
   done_what+=("installed playwright ${PLAYWRIGHT_VERSION} into .venv")
 fi
 

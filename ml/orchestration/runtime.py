@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml.core.config import format_override, load_params
+from ml.core.errors import ConfigError, DataValidationError, InputError
 
 if TYPE_CHECKING:
     from ml.core.config import Params
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LEDGER_DIR = "pipeline_runs"  # under paths.reports: results of finished steps per DAG run
+# Step errors that a retry cannot fix.
+NOT_TRANSIENT = (ConfigError, DataValidationError, InputError)
 
 
 @contextlib.contextmanager
@@ -131,8 +134,18 @@ def run_ml_step(
 
     argv = step_argv(verb, settings.params_file, overrides or {})
     log.info("running: python -m ml %s", " ".join(argv))
-    with in_project(settings), step_credentials(settings), airflow_step(current_airflow_task()):
-        return jsonable(run_step(verb, params=params))
+    task = current_airflow_task()
+    with in_project(settings), step_credentials(settings), airflow_step(task):
+        try:
+            return jsonable(run_step(verb, params=params))
+        except NOT_TRANSIENT as exc:
+            if task is None:
+                raise
+            # A wrong setting or bad data does not fix itself: fail now, no retry with backoff
+            # (a store that does not answer, StackError, is retried).
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
 def jsonable(result: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ml.core.config import Params
-from ml.core.errors import ConfigError
+from ml.core.errors import ConfigError, StackError
 from ml.core.families import FAMILIES
 from ml.orchestration import runtime, steps
 from ml.orchestration.params import checked_overrides, conf_overrides, retrain_fields
@@ -218,3 +218,31 @@ def test_cron_defaults_live_only_in_the_params_schema(tmp_path: Path) -> None:
     settings = OrchestrationSettings(project_dir=tmp_path)
     for name, cron in SchedulesConfig().model_dump().items():
         assert settings.schedule_for(name) == cron
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [(ConfigError("bad setting"), False), (StackError("store down"), True)],
+)
+def test_a_step_error_that_a_retry_cannot_fix_fails_the_task_without_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception, retried: bool
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ml.stack.tracking import AirflowTask
+
+    def failing_step(argv: list[str], params: Params | None = None) -> dict[str, Any]:
+        raise error
+
+    monkeypatch.setattr("ml.cli.run_step", failing_step)
+    monkeypatch.setattr(
+        runtime, "current_airflow_task", lambda: AirflowTask("d", "r", "preflight", 1)
+    )
+    ctx = RunContext.create(OrchestrationSettings(project_dir=tmp_path), {}, {})
+    expected = type(error) if retried else AirflowFailException
+    with pytest.raises(expected, match=str(error)):
+        ctx.run(["preflight"])
+    # Outside a task the step's own error comes through (the CLI's exit codes).
+    monkeypatch.setattr(runtime, "current_airflow_task", lambda: None)
+    with pytest.raises(type(error)):
+        ctx.run(["preflight"])

@@ -1,4 +1,4 @@
-"""Airflow as deployed: PostgreSQL (and SQLite) metadata, LocalExecutor, api-server + scheduler +
+"""Airflow as deployed: PostgreSQL metadata, LocalExecutor, api-server + scheduler +
 dag-processor as separate processes. A run is triggered through the REST API (as the UI does,
 with a token from the simple auth manager) and must succeed; its validated-data asset event
 must then start drift_monitor (data-aware scheduling)."""
@@ -36,14 +36,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(params=["postgresql", "sqlite", "postgresql-celery"])
+# The embedded default (SQLite, LocalExecutor, started by scripts/airflow-ui.sh) is triggered
+# through the UI, and so the same REST API, by tests/browser.
+@pytest.fixture(params=["postgresql", "postgresql-celery"])
 def metadata_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh metadata database: on the local PostgreSQL (dropped afterwards), and SQLite (the
-    embedded default that scripts/airflow-ui.sh uses). ``postgresql-celery`` also switches the
-    executor to Celery (see airflow_services)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/airflow.db"
-        return
+    """A fresh metadata database on the local PostgreSQL (dropped afterwards).
+    ``postgresql-celery`` also switches the executor to Celery (see airflow_services)."""
     import importlib.util
 
     if importlib.util.find_spec("asyncpg") is None:
