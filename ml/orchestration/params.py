@@ -10,8 +10,10 @@ values (:func:`conf_overrides`) that reaches every step in-process.
 
 Bounds sit under ``allOf`` rather than as top-level ``minimum``/``maximum``: Airflow's number
 widget clamps to top-level bounds silently (epochs -3 became 1), whereas a bound in ``allOf``
-is checked by the form's JSON-schema validation, which refuses the value with a message naming
-the Param and the limit. Every field is nullable, so none is marked required.
+is checked when the run is triggered: Airflow refuses it (HTTP 400, shown at the top of the
+trigger dialog) with "Invalid input for param epochs: -3 is less than the minimum of 1". Airflow
+3.3's form has no per-field validation hook, so the limits are also written in each field's
+description. Every field is nullable, so none is marked required.
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ class FormField:
     target: str | None = None
 
 
+OVERRIDES = FormField("overrides", RunOptions, "overrides")
+
+
 def retrain_fields(spec: Family) -> list[FormField]:
     """The retrain DAG's form: model settings of the family, the synthetic day range, options."""
     models: dict[str, type[BaseModel]] = {
@@ -105,9 +110,6 @@ def day_fields() -> list[FormField]:
 
 def ingest_fields() -> list[FormField]:
     return [*day_fields(), OVERRIDES]
-
-
-OVERRIDES = FormField("overrides", RunOptions, "overrides")
 
 
 def drift_fields() -> list[FormField]:
