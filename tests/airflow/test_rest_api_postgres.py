@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,12 @@ from typing import Any
 import pytest
 
 from ml.orchestration.embedded import embedded_settings
-from tests.support.services import fresh_postgres_database
+from tests.support.airflow_api import AirflowApi
+from tests.support.services import free_port, fresh_postgres_database
 
 pytestmark = pytest.mark.services
 
 PASSWORD = "shopflow-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # The embedded default (SQLite, LocalExecutor, started by scripts/airflow-ui.sh) is triggered
@@ -52,31 +46,6 @@ def metadata_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         )
     with fresh_postgres_database("shopflow_airflow") as url:
         yield url
-
-
-class Api:
-    """Just enough of the Airflow REST API (v2), with a bearer token."""
-
-    def __init__(self, base: str):
-        self.base = base
-        self.token: str | None = None
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode(errors="replace")
-
-    def login(self, user: str, password: str) -> None:
-        status, body = self.call("POST", "/auth/token", {"username": user, "password": password})
-        assert status in (200, 201), (status, body)
-        self.token = body["access_token"]
 
 
 def _wait(what: str, check: Any, timeout: float, procs: list[subprocess.Popen]) -> Any:
@@ -101,14 +70,14 @@ def airflow_services(
     tiny_project: Path,
     repo_root: Path,
     tmp_path: Path,
-) -> Iterator[Api]:
+) -> Iterator[AirflowApi]:
     celery = request.node.callspec.params["metadata_db"].endswith("celery")
     # Parallel tasks (LocalExecutor) must not race to create a SQLite MLflow store's tables;
     # in a deployment the tracking server has created them long before.
     from mlflow import MlflowClient
 
     MlflowClient(tracking_uri=f"sqlite:///{tiny_project}/mlflow.db").search_experiments()
-    port = _free_port()
+    port = free_port()
     home = tmp_path / "airflow_home"
     home.mkdir()
     passwords = home / "passwords.json"
@@ -160,11 +129,11 @@ def airflow_services(
                 [airflow, *args], env=env, stdout=log, stderr=log, start_new_session=True
             )
         )
-    api = Api(f"http://127.0.0.1:{port}")
+    api = AirflowApi(f"http://127.0.0.1:{port}", "admin", PASSWORD)
     try:
         _wait("the api-server", lambda: api.call("GET", "/api/v2/version")[0] in (200, 401, 403),
               180, procs)  # fmt: skip
-        api.login("admin", PASSWORD)
+        api.login()
         api.procs = procs  # type: ignore[attr-defined]
         yield api
     finally:
@@ -185,7 +154,7 @@ def airflow_services(
             print(f"----- {name} (tail)\n{text[-3000:]}")
 
 
-def test_trigger_through_the_rest_api(airflow_services: Api) -> None:
+def test_trigger_through_the_rest_api(airflow_services: AirflowApi) -> None:
     api = airflow_services
     procs = api.procs  # type: ignore[attr-defined]
     _wait(

@@ -17,18 +17,18 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.airflow_api import AirflowApi
+from tests.support.services import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -41,54 +41,10 @@ STOP_TIMEOUT_S = 30
 # ----------------------------------------------------------------------------- small helpers
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _tail(path: Path, chars: int = 3000) -> str:
     if not path.is_file():
         return f"({path} missing)"
     return path.read_text(errors="replace")[-chars:]
-
-
-class AirflowApi:
-    """Just enough of Airflow's REST API (v2) to wait for things; a JWT from the simple auth
-    manager's /auth/token. The browser does what a person would; this only watches."""
-
-    def __init__(self, base: str, user: str, password: str):
-        self.base = base
-        self.user = user
-        self.password = password
-        self.token: str | None = None
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode(errors="replace")
-
-    def login(self) -> None:
-        status, body = self.call(
-            "POST", "/auth/token", {"username": self.user, "password": self.password}
-        )
-        assert status in (200, 201), f"POST /auth/token: {status} {body}"
-        self.token = body["access_token"]
-
-    def get(self, path: str) -> Any:
-        status, body = self.call("GET", path)
-        if status == 401:  # token expired: log in again once
-            self.login()
-            status, body = self.call("GET", path)
-        assert status == 200, f"GET {path}: {status} {body}"
-        return body
 
 
 # ----------------------------------------------------------------------------- the UI stack
