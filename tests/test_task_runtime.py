@@ -92,3 +92,24 @@ def test_airflow_step_sets_and_restores_the_task_environment(
         n.startswith("stderr.") and lvl == logging.WARNING and m == "a line printed to stderr"
         for n, lvl, m in got
     )
+
+
+def test_warnings_reach_logging_even_when_logging_wrongly_believes_it_captures_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An earlier captureWarnings(True) whose showwarning was later put back by someone else
+    (here a catch_warnings block) leaves logging's state stale: the step must still capture."""
+    caplog.set_level(logging.INFO)
+    with warnings.catch_warnings():
+        logging.captureWarnings(True)
+    stale_showwarning = warnings.showwarning
+    try:
+        assert getattr(logging, "_warnings_showwarning", None) is not None  # the stale state
+        task = AirflowTask("intent_retrain", "manual__2026-12-07T03:00:00+00:00", "train", 1)
+        with airflow_step(task):
+            warnings.warn("a warning after a stale capture", UserWarning, stacklevel=1)
+        assert warnings.showwarning is stale_showwarning
+    finally:
+        logging.captureWarnings(False)
+    got = _records(caplog)
+    assert ("py.warnings", logging.WARNING) in {(n, lvl) for n, lvl, _ in got}

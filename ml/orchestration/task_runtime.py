@@ -113,12 +113,22 @@ def _library_progress_bars_off() -> Callable[[], None]:
 
 
 def _warnings_to_logging() -> Callable[[], None]:
-    was_captured = getattr(logging, "_warnings_showwarning", None) is not None
+    """``logging.captureWarnings(True)`` for the step; returns the undo.
+
+    captureWarnings(True) does nothing when logging believes it already captures: a library
+    (or an earlier task in this process) called it, then something else (a
+    ``warnings.catch_warnings`` block, a test runner) put its own ``warnings.showwarning`` back.
+    So the stale state is cleared first, and the undo restores exactly what was there."""
+    import warnings
+
+    saved_state = getattr(logging, "_warnings_showwarning", None)
+    shown_by = warnings.showwarning
+    logging._warnings_showwarning = None  # type: ignore[attr-defined]
     logging.captureWarnings(True)
 
     def restore() -> None:
-        if not was_captured:
-            logging.captureWarnings(False)
+        warnings.showwarning = shown_by
+        logging._warnings_showwarning = saved_state  # type: ignore[attr-defined]
 
     return restore
 

@@ -1,7 +1,7 @@
 """Airflow as deployed: PostgreSQL metadata, LocalExecutor, api-server + scheduler +
 dag-processor as separate processes. A run is triggered through the REST API (as the UI does,
-with a token from the simple auth manager) and must succeed; its validated-data asset event
-must then start drift_monitor (data-aware scheduling)."""
+with a token from the simple auth manager) and must succeed; with the LocalExecutor, its
+validated-data asset event must then start drift_monitor (data-aware scheduling)."""
 
 from __future__ import annotations
 
@@ -154,18 +154,22 @@ def airflow_services(
             print(f"----- {name} (tail)\n{text[-3000:]}")
 
 
-def test_trigger_through_the_rest_api(airflow_services: AirflowApi) -> None:
+def test_trigger_through_the_rest_api(
+    airflow_services: AirflowApi, request: pytest.FixtureRequest
+) -> None:
     api = airflow_services
     procs = api.procs  # type: ignore[attr-defined]
+    # Asset-triggered scheduling is the scheduler's business, not the executor's: the Celery
+    # variant proves that a worker runs the tasks (shop_ingest) and stops there.
+    follow_asset = not request.node.callspec.params["metadata_db"].endswith("celery")
+    dag_ids = ("shop_ingest", "drift_monitor") if follow_asset else ("shop_ingest",)
     _wait(
         "the DAGs to be parsed",
-        lambda: all(
-            api.call("GET", f"/api/v2/dags/{d}")[0] == 200 for d in ("shop_ingest", "drift_monitor")
-        ),
+        lambda: all(api.call("GET", f"/api/v2/dags/{d}")[0] == 200 for d in dag_ids),
         240,
         procs,
     )
-    for dag_id in ("shop_ingest", "drift_monitor"):
+    for dag_id in dag_ids:
         status, body = api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
         assert status == 200, body
 
@@ -188,6 +192,8 @@ def test_trigger_through_the_rest_api(airflow_services: AirflowApi) -> None:
         return body["state"] if code == 200 and body["state"] in ("success", "failed") else None
 
     assert _wait("shop_ingest to finish", finished, 360, procs) == "success"
+    if not follow_asset:
+        return
 
     # Validated data is an asset event; drift_monitor is scheduled on it.
     def monitor_run() -> dict | None:

@@ -2,11 +2,20 @@
 
 SQLite Airflow metadata, local MLflow (sqlite), real steps: ingest, validate (Great
 Expectations), preprocess, train, evaluate, gate, registry.
+
+Task logs that read right are checked on the first run: in a worker, Airflow 3's supervisor
+forwards the task process's stderr to the task log at ERROR
+(airflow/sdk/execution_time/supervisor.py: the ``task.stderr`` forwarder, ``log_level=ERROR``)
+and its logging records at their own level. ``dag.test()`` runs the tasks in this process:
+there, what reaches file descriptor 2 is what a worker's task log would show as ERROR lines,
+and every logging record the tasks emit passes ``logging.Logger.callHandlers``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +57,48 @@ def _champion(project: Path, family: str) -> Any:
         os.chdir(cwd)
 
 
+def _spy_on_log_records(monkeypatch: pytest.MonkeyPatch) -> list[logging.LogRecord]:
+    """Every logging record emitted from now on, whichever handler takes it."""
+    records: list[logging.LogRecord] = []
+    call_handlers = logging.Logger.callHandlers
+
+    def spy(self: logging.Logger, record: logging.LogRecord) -> None:
+        records.append(record)
+        call_handlers(self, record)
+
+    monkeypatch.setattr(logging.Logger, "callHandlers", spy)
+    return records
+
+
+def _assert_logs_read_right(err: str, records: list[logging.LogRecord]) -> None:
+    """A successful run: nothing on stderr, no ERROR record; progress and library messages
+    and the preflight table are INFO records."""
+    stderr_lines = [line for line in err.splitlines() if line.strip()]
+    assert stderr_lines == [], (
+        f"{len(stderr_lines)} line(s) on stderr, ERROR lines in a worker's task log:\n"
+        + "\n".join(line[:200] for line in stderr_lines[:20])
+    )
+    errors = [f"{r.name}: {r.getMessage()[:200]}" for r in records if r.levelno >= logging.ERROR]
+    assert errors == []
+    info = [r.getMessage() for r in records if r.levelno == logging.INFO]
+    assert any(re.match(r"epoch \d+/\d+: 100% \(\d+/\d+ batches\) in \d+s", m) for m in info)
+    assert any(m.startswith("check ") and "status" in m for m in info)  # preflight table
+    assert any("Created version '1' of model" in m for m in info)  # MLflow's event message
+
+
 def test_intent_retrain_promotes_first_then_rejects_a_weaker_challenger(
-    tiny_project: Path, airflow_db: Path
+    tiny_project: Path,
+    airflow_db: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    records = _spy_on_log_records(monkeypatch)
+    capfd.readouterr()
     first = _run(tiny_project, "intent")
+    _, err = capfd.readouterr()
     states = _states(first)
     assert str(first.state) == "success", states
+    _assert_logs_read_right(err, records)
     assert states["promote"] == "success" and states["reject"] == "skipped"
     summary = _summary(tiny_project, first)
     assert summary["promoted"] is True and summary["version"] == "1"

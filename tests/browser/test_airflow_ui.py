@@ -371,6 +371,9 @@ def test_trigger_retrain_in_airflow_ui_then_follow_it_to_mlflow(
         stack,
         every=0.5,
     )
+    # The DAG page refreshes itself every few seconds: leave it while the run takes the 2 cores
+    # (the run is followed through the REST API).
+    page.goto("about:blank")
     t_run = time.time()
     run = wait_for_run(stack, run_id, RUN_TIMEOUT_S)
     print(f"run {run['state']} in {time.time() - t_run:.0f}s after unpausing")
