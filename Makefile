@@ -29,16 +29,18 @@ demo: $(STAMP)
 	$(BIN)/python -m ml.orchestration.demo
 
 # --durations=25: the slowest tests in every CI log. pytest's own exit code (e.g. 5: no tests
-# collected) fails make, hence .ci/run.
+# collected) fails make, hence .ci/run. pytest-xdist: one test process per CPU (at most
+# TEST_WORKERS), each test file in one process (its module fixtures are built once).
+TEST_WORKERS ?= 4
 test: $(STAMP) browser
-	$(BIN)/pytest -q --durations=25
+	$(BIN)/pytest -q --durations=25 -n auto --maxprocesses $(TEST_WORKERS) --dist loadfile
 
 # Debian's chromium for tests/browser (apt-get when it is missing); playwright is a dev dependency.
 browser: $(STAMP)
 	bash scripts/install-browser.sh
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not real and not services and not browser"
+	$(BIN)/pytest -q -m "not real and not services and not browser" -n auto --maxprocesses $(TEST_WORKERS) --dist loadfile
 
 # ruff, formatting, types, and the architecture (import-linter contracts in pyproject.toml).
 lint: $(STAMP)
@@ -55,6 +57,7 @@ lock: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/intent_bench.py
 	$(BIN)/python bench/recommender_bench.py
+	$(BIN)/python bench/hwu64_quality.py
 
 clean-data:
 	rm -rf data models reports mlflow.db mlartifacts airflow_home

@@ -4,6 +4,12 @@ Landing (raw, as the shop drops it; CSV, UTF-8, header row), one folder per day:
 
     data/landing/<dataset>/date=YYYY-MM-DD/part-000.csv
 
+An utterances partition has exactly UTTERANCE_COLUMNS, or those plus the optional
+UTTERANCE_OPTIONAL_COLUMNS: ``split`` is a data set's official split of a row (``train``,
+``val``, ``test``, or empty = not assigned), written by ``ingest`` for an intent_file with
+``test_file``/``val_file``/``split_column``; preprocessing keeps it instead of re-splitting the
+row. The synthetic shop and ``directory`` deliveries carry no split column.
+
 Validated partitions are copied to ``data/validated/<dataset>/date=.../`` with the report
 beside them; failed ones are moved to ``data/quarantine/<dataset>/date=.../`` with theirs.
 
@@ -31,6 +37,10 @@ CATALOG_COLUMNS = ("item_id", "title", "category", "brand", "price", "descriptio
 EVENT_COLUMNS = ("event_id", "user_id", "session_id", "item_id", "event_type", "timestamp")
 EVENT_TYPES = ("view", "add_to_cart", "purchase")
 UTTERANCE_COLUMNS = ("utterance_id", "text", "intent", "timestamp")
+UTTERANCE_SPLIT = "split"
+UTTERANCE_OPTIONAL_COLUMNS = (UTTERANCE_SPLIT,)
+# Values of the optional split column; empty (null) means no official split for the row.
+OFFICIAL_SPLITS = ("train", "val", "test")
 
 INTENT_PROCESSED_COLUMNS = ("example_id", "text", "label")
 # Written by preprocessing, optional for readers (data made by hand may lack it): the date of

@@ -1,7 +1,8 @@
 """Ingest: put new data into the landing area (``paths.landing``), one partition per day.
 
 The landing area is the inbox of the validation gate. Sources:
-synthetic (the embedded shop generator), intent_file (an external intent data set) and
+synthetic (the embedded shop generator), intent_file (an external intent data set, with its
+official test/val split if it has one: ``test_file``, ``val_file``, ``split_column``) and
 directory (partitions the shop drops somewhere else, copied in once).
 """
 
@@ -16,9 +17,12 @@ from ml.core.errors import ConfigError, InputError
 from ml.core.schemas import DATASETS
 
 if TYPE_CHECKING:
-    from ml.core.config import Params
+    from ml.core.config import IngestConfig, Params
 
 log = logging.getLogger(__name__)
+
+# Settings that give an intent_file data set's official split (meaningless for other sources).
+OFFICIAL_SPLIT_KEYS = ("test_file", "val_file", "split_column")
 
 
 def list_partitions(root: Path, dataset: str) -> list[Path]:
@@ -51,11 +55,60 @@ def copy_new_partitions(source: Path, params: Params) -> dict[str, Any]:
     return {"source": str(source), "copied": copied, "skipped": skipped}
 
 
+def ingest_intent_file(cfg: IngestConfig, landing: Path, *, seed: int) -> dict[str, Any]:
+    """``ingest.intent_file`` (plus its official test/val files or split column) as one
+    utterances landing partition; official splits travel as its ``split`` column."""
+    if cfg.intent_file is None:
+        raise ConfigError("ingest.source is intent_file but ingest.intent_file is not set")
+    from ml.data.adapters import (
+        OFFICIAL_SPLIT_KEY,
+        intent_frame_to_landing,
+        read_table,
+        with_official_splits,
+    )
+
+    df = read_table(cfg.intent_file)
+    split_column = None
+    split_files = {"val": cfg.val_file, "test": cfg.test_file}
+    if cfg.split_column is not None or any(split_files.values()):
+        df = with_official_splits(
+            df,
+            source_name=str(cfg.intent_file),
+            text_column=cfg.text_column,
+            label_column=cfg.label_column,
+            split_column=cfg.split_column,
+            split_files={
+                split: (read_table(path), str(path))
+                for split, path in split_files.items()
+                if path is not None
+            },
+        )
+        split_column = OFFICIAL_SPLIT_KEY
+    return intent_frame_to_landing(
+        df,
+        landing,
+        text_column=cfg.text_column,
+        label_column=cfg.label_column,
+        date=cfg.partition_date,
+        source_name=cfg.intent_file.name,
+        sample=cfg.sample,
+        seed=seed,
+        split_column=split_column,
+    )
+
+
 def ingest(
     params: Params, *, first_day: int | None = None, n_days: int | None = None
 ) -> dict[str, Any]:
     """Bring new data into the landing area as configured by ``params.ingest``."""
     cfg = params.ingest
+    official = [k for k in OFFICIAL_SPLIT_KEYS if getattr(cfg, k) is not None]
+    if official and cfg.source != "intent_file":
+        raise ConfigError(
+            f"ingest.{official[0]} is set but ingest.source is {cfg.source}: "
+            f"{', '.join(f'ingest.{k}' for k in OFFICIAL_SPLIT_KEYS)} apply to source "
+            "intent_file only"
+        )
     landing = params.paths.landing
     landing.mkdir(parents=True, exist_ok=True)
     if cfg.source == "synthetic":
@@ -64,20 +117,7 @@ def ingest(
         meta = generate_world(params.generator, landing, first_day=first_day, n_days=n_days)
         return {"source": "synthetic", **meta}
     if cfg.source == "intent_file":
-        if cfg.intent_file is None:
-            raise ConfigError("ingest.source is intent_file but ingest.intent_file is not set")
-        from ml.data.adapters import intent_frame_to_landing, read_table
-
-        return intent_frame_to_landing(
-            read_table(cfg.intent_file),
-            landing,
-            text_column=cfg.text_column,
-            label_column=cfg.label_column,
-            date=cfg.partition_date,
-            source_name=cfg.intent_file.name,
-            sample=cfg.sample,
-            seed=params.seed,
-        )
+        return ingest_intent_file(cfg, landing, seed=params.seed)
     if cfg.directory is None:
         raise ConfigError("ingest.source is directory but ingest.directory is not set")
     return copy_new_partitions(cfg.directory, params)

@@ -1,8 +1,9 @@
-"""`python -m ml preprocess intent|recsys`."""
+"""`python -m ml preprocess intent|recsys` and `python -m ml import-interactions`."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,6 +29,35 @@ def _recsys(args: argparse.Namespace, params: Params) -> dict[str, Any]:
     return {"output": str(out), **stats}
 
 
+def _configure_import(parser: argparse.ArgumentParser) -> None:
+    setting = "preprocess.import_interactions"
+    parser.add_argument(
+        "--interactions",
+        type=Path,
+        help=f"interactions table, .csv/.tsv/.parquet (default: {setting}.interactions)",
+    )
+    parser.add_argument(
+        "--items", type=Path, help=f"items table, .csv/.tsv/.parquet (default: {setting}.items)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="processed folder, files go to <out>/recsys (default: paths.processed)",
+    )
+
+
+def _import_interactions(args: argparse.Namespace, params: Params) -> dict[str, Any]:
+    from ml.preprocess.interactions_import import import_interactions
+
+    out = (args.out or params.paths.processed) / "recsys"
+    return import_interactions(
+        params.preprocess.import_interactions,
+        out,
+        interactions=args.interactions,
+        items=args.items,
+    )
+
+
 def register(tree: CommandTree) -> None:
     verb_help = "turn validated partitions into model-ready Parquet"
     tree.add(
@@ -42,4 +72,10 @@ def register(tree: CommandTree) -> None:
         _recsys,
         family="recsys",
         help="catalog + events -> item table, id maps, leave-last-out sequences",
+    )
+    tree.add(
+        "import-interactions",
+        _import_interactions,
+        configure=_configure_import,
+        help="an interactions table + an items table (CSV/Parquet) -> processed recsys files",
     )

@@ -9,8 +9,13 @@ import pandas as pd
 from ml.core.errors import InputError
 
 
-def read_validated(root: Path, dataset: str, columns: tuple[str, ...]) -> pd.DataFrame:
+def read_validated(
+    root: Path, dataset: str, columns: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """All ``root/<dataset>/date=*/*.csv`` files as strings, with a ``partition`` column.
+
+    ``optional`` columns are kept when a file has them and are empty strings when it does not
+    (an empty cell is an empty string too, never NaN).
 
     Validation has already checked these files; a problem here means the validated area was
     edited by hand, so the error names the file.
@@ -29,7 +34,9 @@ def read_validated(root: Path, dataset: str, columns: tuple[str, ...]) -> pd.Dat
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise InputError(f"{file}: missing column(s) {missing}")
-        frame = frame[list(columns)].copy()
+        frame = frame[list(columns)].assign(
+            **{c: frame[c] if c in frame.columns else "" for c in optional}
+        )
         frame["partition"] = file.parent.name.removeprefix("date=")
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)

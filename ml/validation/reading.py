@@ -5,6 +5,8 @@ columns, or hold values that do not parse as their column's type. Each of those 
 failed :class:`CheckResult` naming the file, the column and the rule (never a pandas
 traceback). Only file-level problems stop the partition before GE; type problems are
 reported and the offending cells become nulls, so GE can still report everything else.
+An optional contract column (utterances' ``split``) that a file lacks is read as all nulls, so
+the suite checks one column set and the column's values whether or not the file has it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ from typing import Any
 
 import pandas as pd
 
-from ml.core.schemas import CATALOG_COLUMNS, EVENT_COLUMNS, UTTERANCE_COLUMNS
+from ml.core.schemas import (
+    CATALOG_COLUMNS,
+    EVENT_COLUMNS,
+    UTTERANCE_COLUMNS,
+    UTTERANCE_OPTIONAL_COLUMNS,
+)
 from ml.validation.report import TABLE, CheckResult
 
 EXPECTED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -25,6 +32,8 @@ EXPECTED_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": EVENT_COLUMNS,
     "utterances": UTTERANCE_COLUMNS,
 }
+# Columns a file may lack (then read as nulls); any other extra column fails the suite.
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"utterances": UTTERANCE_OPTIONAL_COLUMNS}
 # Columns that are not plain text, and the type they must parse as.
 COLUMN_TYPES: dict[str, dict[str, str]] = {
     "catalog": {"price": "float", "first_seen": "timestamp"},
@@ -203,6 +212,9 @@ def read_file(file: Path, dataset: str) -> ReadOutcome:
     frame = pd.DataFrame(rows, columns=header, dtype=object)
     # An empty cell is a missing value (GE's not-null rules see it as such).
     frame = frame.astype(object).where(frame != "", None)
+    for column in OPTIONAL_COLUMNS.get(dataset, ()):
+        if column not in frame.columns:
+            frame[column] = None
     types = {c: t for c, t in COLUMN_TYPES[dataset].items() if c in frame.columns}
     checks += _parse_types(file, frame, lines, types)
     return ReadOutcome(frame, [file], checks)

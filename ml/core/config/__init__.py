@@ -45,7 +45,9 @@ class IngestConfig(StrictModel):
     """What lands in ``paths.landing``.
 
     synthetic: the embedded shop generator (all three datasets).
-    intent_file: an external intent data set (CSV/JSON) becomes one utterances partition.
+    intent_file: an external intent data set (CSV/JSON) becomes one utterances partition;
+    its official split, if it has one, travels with each row (``test_file``, ``val_file``,
+    ``split_column``) and preprocessing keeps it instead of re-splitting those rows.
     directory: partitions dropped by the shop, laid out like data/landing, are copied in.
     """
 
@@ -54,10 +56,17 @@ class IngestConfig(StrictModel):
     intent_file: Path | None = None
     text_column: str = "text"
     label_column: str = "label"
-    # Stratified sample size for intent_file (null = all rows).
+    # Stratified sample size for intent_file (null = all rows); official val and test rows
+    # are never sampled.
     sample: int | None = Field(None, ge=1)
     # Partition date given to an intent_file (static data sets carry no dates of their own).
     partition_date: str = Field("2026-11-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    # Official splits (source intent_file only; same text/label columns as intent_file): every
+    # row of test_file is split "test", of val_file "val"; split_column names a column of
+    # intent_file whose values train/val/test (any case; empty = not assigned) fix a row's split.
+    test_file: Path | None = None
+    val_file: Path | None = None
+    split_column: str | None = None
 
 
 class MlflowConfig(StrictModel):

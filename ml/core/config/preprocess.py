@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ml.core.config.interactions_import import InteractionImportConfig
+
 
 class IntentSplitConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -38,3 +40,5 @@ class PreprocessConfig(BaseModel):
 
     intent: IntentPreprocessConfig = Field(default_factory=IntentPreprocessConfig)
     interactions: InteractionPreprocessConfig = Field(default_factory=InteractionPreprocessConfig)
+    # `python -m ml import-interactions` (not a DVC stage: an alternative to the shop's data).
+    import_interactions: InteractionImportConfig = Field(default_factory=InteractionImportConfig)

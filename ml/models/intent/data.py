@@ -28,6 +28,17 @@ def label_map_path(processed_dir: str | Path) -> Path:
     return Path(processed_dir) / "intent" / "label_map.json"
 
 
+def load_split_policy(processed_dir: str | Path) -> str | None:
+    """How the processed splits were made (``split_policy`` in preprocessing's stats.json, e.g.
+    official test + stratified train/val); None when not recorded (older or hand-made data)."""
+    path = Path(processed_dir) / "intent" / "stats.json"
+    try:
+        policy = json.loads(path.read_text(encoding="utf-8")).get("split_policy")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return str(policy) if policy is not None else None
+
+
 def load_labels(processed_dir: str | Path) -> list[str]:
     """The class names; list index = class id."""
     path = label_map_path(processed_dir)

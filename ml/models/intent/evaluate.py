@@ -5,6 +5,8 @@ scored frame of :mod:`ml.models.intent.scoring`, what the gate compares), logs b
 run and tags the registered version with the key metrics. The model scored is the registered
 artifact named in registration.json (as the gate and serving load it); every number comes from
 :mod:`ml.core.metrics`, so ``metrics.json`` and the gate report agree to the last digit.
+``metrics.json`` also says which test set it is: ``split_policy`` from preprocessing's stats.json
+(an official test fold kept as published, or a hash / stratified split).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pandas as pd
 from ml.core import metrics as m
 from ml.core.stats import paired_difference
 from ml.models.intent import baseline as base
-from ml.models.intent.data import load_labels, load_split
+from ml.models.intent.data import load_labels, load_split, load_split_policy
 from ml.models.intent.scoring import SCORE_COLUMNS, frame_metrics, score_intent_model
 
 if TYPE_CHECKING:
@@ -105,15 +107,22 @@ def evaluate_intent(
         Path(reports_dir),
     )
     labels, train_df, test_df = _load_eval_frames(processed_dir)
+    from ml.stack.tracking import activate_tracking_uri
+
+    # The registered version lives in the configured store, not MLflow's default (./mlflow.db).
+    activate_tracking_uri(params.mlflow)
     scored = _score_test_split(models_dir, test_df)
     final = frame_metrics(scored.frame)
     baselines = _compare_baselines(params, models_dir, labels, train_df, test_df, scored)
     metrics = _evaluation_metrics(params, test_df, scored, final, baselines)
+    # Which test set this is: an official (frozen) test fold or one split off by preprocessing.
+    metrics = {"split_policy": load_split_policy(processed_dir), **metrics}
     diag = _write_reports(params, reports_dir, metrics, scored, test_df, labels)
     result = {
         "metrics_file": str(reports_dir / "metrics.json"),
         "predictions_file": str(reports_dir / "predictions.parquet"),
         "scored_model": scored.source,
+        "split_policy": metrics["split_policy"],
         "accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
         "raw_macro_f1": metrics["raw_macro_f1"],
@@ -303,6 +312,8 @@ def _log_to_training_run(
 
     with resumed_run(params.mlflow, registration["run_id"]):
         mlflow.log_metrics(flat_metrics(metrics))
+        if metrics.get("split_policy"):
+            mlflow.set_tag("split_policy", metrics["split_policy"])
         mlflow.log_artifact(str(reports_dir / "metrics.json"), "evaluation")
         mlflow.log_artifact(str(reports_dir / "predictions.parquet"), "evaluation")
         mlflow.log_artifacts(str(reports_dir / "diagnostics"), "diagnostics/test")

@@ -188,7 +188,19 @@ def evaluate_recommender(
 
         model: Any = Recommender.load(source)
     else:
-        model = load_model(source)
+        from mlflow.exceptions import MlflowException
+
+        from ml.stack.tracking import activate_tracking_uri
+
+        # A registered version lives in the configured store, not in MLflow's default one.
+        tracking_uri, _ = activate_tracking_uri(params.mlflow)
+        try:
+            model = load_model(source)
+        except MlflowException as exc:
+            raise InputError(
+                f"cannot load recommender model {source} from {tracking_uri} "
+                f"(mlflow.tracking_uri / MLFLOW_TRACKING_URI): {str(exc).strip().splitlines()[0]}"
+            ) from exc
     rec = as_recommender(model)
     if rec is None:
         raise InputError(
