@@ -128,6 +128,6 @@ def register(tree: CommandTree) -> None:
     tree.add(
         "ingest",
         _run_ingest,
-        help="put new data into the landing area (synthetic shop, intent file or a drop folder)",
+        help="put new data into the landing area (synthetic shop, intent file, drop folder, S3)",
         configure=_ingest_args,
     )

@@ -3,7 +3,8 @@
 The landing area is the inbox of the validation gate. Sources:
 synthetic (the embedded shop generator), intent_file (an external intent data set, with its
 official test/val split if it has one: ``test_file``, ``val_file``, ``split_column``) and
-directory (partitions the shop drops somewhere else, copied in once).
+directory (partitions the shop drops somewhere else, copied in once) and s3 (partitions the
+shop uploads to a bucket, each new or re-uploaded object downloaded once: ml.data.s3_landing).
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ def ingest(
         return {"source": "synthetic", **meta}
     if cfg.source == "intent_file":
         return ingest_intent_file(cfg, landing, seed=params.seed)
+    if cfg.source == "s3":
+        from ml.data.s3_landing import ingest_s3
+
+        return ingest_s3(params)
     if cfg.directory is None:
         raise ConfigError("ingest.source is directory but ingest.directory is not set")
     return copy_new_partitions(cfg.directory, params)

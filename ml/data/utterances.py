@@ -8,12 +8,14 @@ tilt and new phrasings (``DRIFT_TEMPLATES``) appear.
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ml.core.config.data import GeneratorConfig
+from ml.core.schemas import OUT_OF_SCOPE, SHOP_INTENTS
 from ml.data.intent_templates import (
     CITIES,
     CONFUSABLE,
@@ -25,8 +27,16 @@ from ml.data.intent_templates import (
     SUFFIXES,
     TEMPLATES,
 )
-from ml.data.world import STREAM_DRIFT, STREAM_UTTERANCES, Item, World, catalog_until, make_rng
-from ml.core.schemas import OUT_OF_SCOPE, SHOP_INTENTS
+from ml.data.pii_samples import PiiSpan, inject_pii
+from ml.data.world import (
+    STREAM_DRIFT,
+    STREAM_PII,
+    STREAM_UTTERANCES,
+    Item,
+    World,
+    catalog_until,
+    make_rng,
+)
 
 SECONDS_PER_DAY = 86_400
 PRICES = ("20", "30", "50", "75", "100", "150", "200", "300", "500")
@@ -43,6 +53,9 @@ class Utterance:
     template: str
     drifted: bool
     slots: dict[str, str] = field(default_factory=dict)
+    # Ground truth for the personal-data scrubber: street addresses from the {address} slot
+    # and what generator.pii_rate injected (and its decoys), as spans of ``text``.
+    pii: tuple[PiiSpan, ...] = ()
 
 
 def template_slots(template: str) -> list[str]:
@@ -141,6 +154,19 @@ def _noisy_label(rng: np.random.Generator, intent: str, rate: float) -> str:
     return str(neighbours[rng.integers(len(neighbours))])
 
 
+def slot_address_spans(text: str, slots: dict[str, str]) -> list[PiiSpan]:
+    """Where the ``{address}`` slot's street part (``12 Oak Street``) ended up in ``text``,
+    after prefixes, typos and casing noise."""
+    address = slots.get("address")
+    if not address:
+        return []
+    number = address.split(" ", 1)[0]
+    match = re.search(rf"\b{number} \S+ street\b", text, flags=re.IGNORECASE)
+    if match is None:
+        return []
+    return [PiiSpan("ADDRESS", match.start(), match.end(), match.group(0))]
+
+
 def generate_utterances(world: World, cfg: GeneratorConfig, day: int) -> list[Utterance]:
     """``cfg.utterances_per_day`` utterances for ``day``, in time order."""
     rng = make_rng(cfg.seed, STREAM_UTTERANCES, day)
@@ -154,6 +180,7 @@ def generate_utterances(world: World, cfg: GeneratorConfig, day: int) -> list[Ut
     intents = [intent for intent, count in intent_counts(cfg, day).items() for _ in range(count)]
     seconds = np.sort(rng.integers(0, SECONDS_PER_DAY, size=len(intents)))
     order = rng.permutation(len(intents))
+    pii_rng = make_rng(cfg.seed, STREAM_PII, day) if cfg.pii_rate > 0 else None
     out: list[Utterance] = []
     for second, k in zip(seconds, order, strict=True):
         intent = intents[int(k)]
@@ -167,5 +194,7 @@ def generate_utterances(world: World, cfg: GeneratorConfig, day: int) -> list[Ut
         label = (
             intent if intent == OUT_OF_SCOPE else _noisy_label(rng, intent, cfg.label_noise_rate)
         )
-        out.append(Utterance(int(second), text, label, intent, template, drifted, slots))
+        text, injected = inject_pii(pii_rng, text, cfg.pii_rate) if pii_rng else (text, [])
+        pii = (*slot_address_spans(text, slots), *injected)
+        out.append(Utterance(int(second), text, label, intent, template, drifted, slots, pii))
     return out

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ml.core.config.data import GeneratorConfig
 from ml.data.catalog_vocab import (
     BRAND_CODAS,
     BRAND_MIDDLES,
@@ -20,7 +21,6 @@ from ml.data.catalog_vocab import (
     MODEL_SUFFIXES,
     CategorySpec,
 )
-from ml.core.config.data import GeneratorConfig
 from ml.data.intent_templates import COUPON_WORDS
 
 # Independent random streams: one per purpose, so adding a draw to one never shifts another.
@@ -29,6 +29,7 @@ STREAM_NEW_ITEMS = 2
 STREAM_EVENTS = 3
 STREAM_UTTERANCES = 4
 STREAM_DRIFT = 5
+STREAM_PII = 6
 
 
 def make_rng(seed: int, stream: int, day: int = 0) -> np.random.Generator:

@@ -32,6 +32,7 @@ from ml.core.metrics import (
     total_variation,
     weighted_mean,
 )
+from ml.core.tables import DATA_SUFFIXES, read_text_table
 from ml.stack.model_store import TRAINED_ON_TAG
 
 if TYPE_CHECKING:
@@ -172,10 +173,15 @@ def dated_partitions(root: Path, dataset: str) -> dict[str, Path]:
 
 
 def read_partitions(folders: list[Path]) -> pd.DataFrame:
-    files = [f for folder in folders for f in sorted(folder.glob("*.csv"))]
+    files = [
+        f
+        for folder in folders
+        for f in sorted(folder.iterdir())
+        if f.is_file() and f.suffix.lower() in DATA_SUFFIXES
+    ]
     if not files:
         return pd.DataFrame()
-    return pd.concat([pd.read_csv(f, dtype=str, keep_default_na=False) for f in files])
+    return pd.concat([read_text_table(f) for f in files])
 
 
 def champion_trained_on(params: Params, family: str) -> dict[str, list[str]] | None:

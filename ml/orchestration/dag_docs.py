@@ -56,12 +56,37 @@ before the run starts.
 """
 
 
+def _s3_arrival_doc(params: Params) -> str:
+    if params.ingest.source != "s3":
+        return (
+            "With `ingest.source: s3` a `wait_for_partitions` sensor first waits for new "
+            "partitions in the landing bucket."
+        )
+    cfg = params.ingest.s3
+    ending = (
+        "skipped (ingest and validate too), not failed"
+        if cfg.sensor_soft_fail
+        else "failed (sensor timeout)"
+    )
+    return f"""**Arrival of partitions.** `wait_for_partitions` lists
+`s3://{cfg.bucket}/{cfg.prefix.strip("/")}` (`<dataset>/date=YYYY-MM-DD/part-*.csv|.parquet`)
+every {cfg.sensor_poke_interval_s} s against the ingest ledger (`data/landing/.s3-ledger.json`:
+key, ETag, size of what was ingested) and succeeds as soon as a new or re-uploaded partition
+file is there; its XCom is the keys. Between pokes it holds no worker slot (reschedule mode).
+After {cfg.sensor_timeout_s} s without one the run ends {ending}
+(params.yaml `ingest.s3.sensor_poke_interval_s`, `sensor_timeout_s`, `sensor_soft_fail`).
+Credentials: the worker's `AWS_*` or the Airflow connection `SHOPFLOW_AWS_CONN_ID`."""
+
+
 def ingest_doc(settings: OrchestrationSettings, params: Params, fields: list[FormField]) -> str:
+    sensor = "wait_for_partitions -> " if params.ingest.source == "s3" else ""
     return f"""### Ingest and validate new shop data
 
-ingest (source: params.yaml `ingest.source`, now `{params.ingest.source}`) -> validate (Great
-Expectations; bad partitions are quarantined with a reason). Accepted data updates the
+{sensor}ingest (source: params.yaml `ingest.source`, now `{params.ingest.source}`) -> validate
+(Great Expectations; bad partitions are quarantined with a reason). Accepted data updates the
 `shopflow://validated/<dataset>` assets, which start `drift_monitor`.
+
+{_s3_arrival_doc(params)}
 
 **Schedule.** Cron `{settings.schedule_for("ingest")}` (UTC; params.yaml `schedules.ingest`).
 

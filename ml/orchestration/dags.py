@@ -7,12 +7,16 @@ how a model is trained.
 
 DAGs and how they start each other (data-aware scheduling, no loops)::
 
-    shop_ingest (daily)        ingest -> validate --outlets--> shopflow://validated/<dataset>
+    shop_ingest (daily)        [wait_for_partitions ->] ingest -> validate
+                                 --outlets--> shopflow://validated/<dataset>
     drift_monitor (daily, or   check_<family> -> decide_<family> -> flag_<family>
       on validated data)         --outlet--> shopflow://drift/<family> | no_drift_<family>
     <family>_retrain (weekly,  preflight -> ingest -> validate [-> pull_data] -> preprocess
       or on the drift asset)     -> train [-> push_data] -> evaluate -> gate -> decide
                                  -> promote | reject -> summary
+
+wait_for_partitions exists with ``ingest.source: s3``: a sensor in reschedule mode waiting for a
+new or re-uploaded partition in the landing bucket (ml.data.s3_landing).
 
 pull_data / push_data exist in dvc preprocess mode (ml.stack.data_versions), and
 record_dvc_lock after evaluate (dvc.lock records train/evaluate unless the run overrode their
@@ -57,6 +61,8 @@ from ml.orchestration.summary import (
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
+
+    from ml.core.config import Params
 
 log = logging.getLogger(__name__)
 
@@ -363,16 +369,47 @@ def build_shop_ingest_dag(settings: OrchestrationSettings | None = None) -> DAG:
     )
     def shop_ingest() -> None:
         @task(pool=settings.data_pool)
-        def ingest() -> dict[str, Any]:
-            return _plain_context(settings, fields).run(["ingest"])
+        def ingest(announced: list[str] | None = None) -> dict[str, Any]:
+            result = _plain_context(settings, fields).run(["ingest"])
+            if announced is not None:  # what the sensor saw; ingest lists again and takes all
+                result["announced_by_sensor"] = announced
+            return result
 
         @task(pool=settings.data_pool, outlets=[Asset(validated_asset_uri(d)) for d in datasets])
         def validate() -> dict[str, Any]:
             return _plain_context(settings, fields).run(["validate"])
 
-        ingest() >> validate()
+        if params.ingest.source == "s3":
+            ingest(_arrival_sensor(settings, fields, params)) >> validate()
+        else:
+            ingest() >> validate()
 
     return shop_ingest()
+
+
+def _arrival_sensor(settings: OrchestrationSettings, fields: list[Any], params: Params) -> Any:
+    """``wait_for_partitions``: lists the S3 landing bucket against the ingest ledger (the same
+    function ``python -m ml ingest`` uses) until a new or re-uploaded partition file is there;
+    its keys are the XCom. Reschedule mode: between pokes the task holds no worker slot.
+    Timing and soft_fail come from params.yaml ``ingest.s3.sensor_*`` (read when the DAG is
+    parsed)."""
+    from airflow.sdk import PokeReturnValue, task
+
+    cfg = params.ingest.s3
+
+    @task.sensor(
+        task_id="wait_for_partitions",
+        mode="reschedule",
+        poke_interval=cfg.sensor_poke_interval_s,
+        timeout=cfg.sensor_timeout_s,
+        soft_fail=cfg.sensor_soft_fail,
+    )
+    def wait_for_partitions() -> PokeReturnValue:
+        keys = _plain_context(settings, fields).pending_landing_keys()
+        log.info("%d new or re-uploaded partition file(s) in the landing bucket", len(keys))
+        return PokeReturnValue(is_done=bool(keys), xcom_value=keys)
+
+    return wait_for_partitions()
 
 
 def build_drift_monitor_dag(settings: OrchestrationSettings | None = None) -> DAG:

@@ -108,6 +108,14 @@ class RunContext:
         """``python -m ml <verb>`` in-process with this run's params (see :func:`run_ml_step`)."""
         return run_ml_step(verb, self.settings, self.params, self.overrides)
 
+    def pending_landing_keys(self) -> list[str]:
+        """Keys of the new or re-uploaded partition files in the S3 landing bucket (shop_ingest's
+        sensor): the listing ``python -m ml ingest`` downloads, with the step's credentials."""
+        from ml.data.s3_landing import pending_objects
+
+        with in_project(self.settings), step_credentials(self.settings):
+            return [obj.key for obj in pending_objects(self.params)]
+
     def record(self, step: str, result: dict[str, Any]) -> dict[str, Any]:
         if self.ledger is not None:
             self.ledger.put(step, result)

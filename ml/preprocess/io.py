@@ -7,12 +7,14 @@ from pathlib import Path
 import pandas as pd
 
 from ml.core.errors import InputError
+from ml.core.tables import DATA_SUFFIXES, read_text_table
 
 
 def read_validated(
     root: Path, dataset: str, columns: tuple[str, ...], optional: tuple[str, ...] = ()
 ) -> pd.DataFrame:
-    """All ``root/<dataset>/date=*/*.csv`` files as strings, with a ``partition`` column.
+    """All ``root/<dataset>/date=*/*.csv`` and ``*.parquet`` files as strings, with a
+    ``partition`` column.
 
     ``optional`` columns are kept when a file has them and are empty strings when it does not
     (an empty cell is an empty string too, never NaN).
@@ -20,7 +22,9 @@ def read_validated(
     Validation has already checked these files; a problem here means the validated area was
     edited by hand, so the error names the file.
     """
-    files = sorted((root / dataset).glob("date=*/*.csv"))
+    files = sorted(
+        f for f in (root / dataset).glob("date=*/*") if f.suffix.lower() in DATA_SUFFIXES
+    )
     if not files:
         raise InputError(
             f"no validated {dataset} partitions under {root / dataset}: run `python -m ml validate`"
@@ -28,8 +32,14 @@ def read_validated(
     frames = []
     for file in files:
         try:
-            frame = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8")
-        except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            frame = read_text_table(file)
+        except (
+            UnicodeDecodeError,
+            pd.errors.ParserError,
+            pd.errors.EmptyDataError,
+            OSError,
+            ValueError,
+        ) as exc:
             raise InputError(f"{file}: cannot be read: {exc}") from exc
         missing = [c for c in columns if c not in frame.columns]
         if missing:

@@ -79,6 +79,9 @@ def _run(args: argparse.Namespace, params: Params) -> dict[str, Any]:
         "counts": summary["counts"],
         "summary": summary["summary_path"],
         "data_docs": summary["data_docs"],
+        # Personal data scrubbed from utterance texts, by type (counts, never values).
+        "pii": summary["pii"],
+        "raw_pruned": summary["raw_pruned"],
     }
 
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from ml.validation.suite_parameters import dated_partitions, partition_date, sui
 
 if TYPE_CHECKING:
     from ml.core.config import Params
+    from ml.core.config.privacy import PrivacyConfig
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,14 @@ def _already_validated(folder: Path, sha: str | None) -> bool:
         return False
 
 
-def _accept(report: PartitionReport, source: Path, validated_root: Path) -> Path:
+def _accept(
+    report: PartitionReport,
+    source: Path,
+    validated_root: Path,
+    privacy: PrivacyConfig | None = None,
+) -> Path:
+    """Copy an accepted partition to ``validated_root``; utterance texts are scrubbed of
+    personal data on the way (``privacy``), with a ``pii.json`` of counts beside the report."""
     target = validated_root / report.dataset / source.name
     if target.exists():
         # A re-delivered partition with new content: keep the old validated copy aside.
@@ -167,8 +175,13 @@ def _accept(report: PartitionReport, source: Path, validated_root: Path) -> Path
         shutil.move(str(target), str(archive))
         report.notes.append(f"previous validated version moved to {archive}")
     target.mkdir(parents=True)
-    for file in partition_files(source):
-        shutil.copy2(file, target / file.name)
+    if report.dataset == "utterances" and privacy is not None and privacy.enabled:
+        from ml.validation.pii import scrub_partition
+
+        report.pii = scrub_partition(partition_files(source), target, privacy)
+    else:
+        for file in partition_files(source):
+            shutil.copy2(file, target / file.name)
     report.status, report.destination = "accepted", str(target)
     report.write(target / REPORT_NAME)
     return target
@@ -208,7 +221,37 @@ def _summary_entry(report: PartitionReport) -> dict[str, Any]:
         "failures": report.failure_lines(),
         "skipped_checks": sum(c.skipped for c in report.checks),
         "notes": report.notes,
+        "pii": report.pii,
     }
+
+
+def pii_totals(reports: list[PartitionReport]) -> dict[str, int]:
+    """Personal-data spans scrubbed in this run, by entity type (counts only)."""
+    totals: dict[str, int] = {}
+    for report in reports:
+        for entity, count in ((report.pii or {}).get("counts") or {}).items():
+            totals[entity] = totals.get(entity, 0) + int(count)
+    return totals
+
+
+def prune_raw_landing(params: Params, now: datetime) -> list[str]:
+    """Delete raw utterance landing partitions older than ``privacy.raw_retention_days`` whose
+    identical content was accepted (its scrubbed copy is in paths.validated); returns them.
+
+    A partition not (or not identically) validated is never deleted; quarantine is untouched.
+    """
+    days = params.privacy.raw_retention_days
+    if days is None:
+        return []
+    cutoff = (now - timedelta(days=days)).date().isoformat()
+    pruned = []
+    for day, folder in dated_partitions(params.paths.landing, "utterances"):
+        validated = params.paths.validated / "utterances" / folder.name
+        if day < cutoff and _already_validated(validated, content_sha256(partition_files(folder))):
+            shutil.rmtree(folder)
+            pruned.append(str(folder))
+            log.info("raw partition %s pruned (privacy.raw_retention_days=%d)", folder, days)
+    return pruned
 
 
 def validate_landing(
@@ -252,7 +295,7 @@ def validate_landing(
         runner = runner or GxRunner.from_params(params)
         report = validate_partition(folder, ds, params, now=now, runner=runner)
         if report.success:
-            _accept(report, folder, paths.validated)
+            _accept(report, folder, paths.validated, params.privacy)
         else:
             _quarantine(report, folder, paths.quarantine)
         log.info("%s %s: %s", ds, folder.name, report.status)
@@ -267,6 +310,8 @@ def validate_landing(
         },
         "partitions": [_summary_entry(r) for r in reports],
         "data_docs": runner.data_docs_index() if runner else None,
+        "pii": pii_totals(reports),
+        "raw_pruned": prune_raw_landing(params, now),
     }
     summary_path = paths.reports / "validation" / "summary.json"
     summary_path.parent.mkdir(parents=True, exist_ok=True)

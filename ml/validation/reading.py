@@ -1,9 +1,11 @@
 """Read rules: what must hold before a partition can be handed to Great Expectations.
 
-A landing file can be missing, empty, not UTF-8, cut off mid-row or not CSV at all, lack
-columns, or hold values that do not parse as their column's type. Each of those becomes a
-failed :class:`CheckResult` naming the file, the column and the rule (never a pandas
-traceback). Only file-level problems stop the partition before GE; type problems are
+A landing file (``part-*.csv`` or ``part-*.parquet``) can be missing, empty, not UTF-8, cut
+off mid-row or not CSV (not Parquet) at all, lack columns, or hold values that do not parse as
+their column's type. A Parquet file's values are read as text first (ml.core.tables), so the
+same column and type rules apply to both formats; its examples give the row number as "line".
+Each of those becomes a failed :class:`CheckResult` naming the file, the column and the rule
+(never a pandas traceback). Only file-level problems stop the partition before GE; type problems are
 reported and the offending cells become nulls, so GE can still report everything else.
 An optional contract column (utterances' ``split``) that a file lacks is read as all nulls, so
 the suite checks one column set and the column's values whether or not the file has it.
@@ -25,6 +27,7 @@ from ml.core.schemas import (
     UTTERANCE_COLUMNS,
     UTTERANCE_OPTIONAL_COLUMNS,
 )
+from ml.core.tables import PART_PATTERNS, is_parquet, parquet_text, part_files
 from ml.validation.report import TABLE, CheckResult
 
 EXPECTED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -40,7 +43,7 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
     "events": {"timestamp": "timestamp"},
     "utterances": {"timestamp": "timestamp"},
 }
-PART_GLOB = "part-*.csv"
+PART_GLOB = " or ".join(PART_PATTERNS)
 MAX_EXAMPLES = 5
 _BOM = b"\xef\xbb\xbf"
 
@@ -56,7 +59,7 @@ class ReadOutcome:
 
 def partition_files(partition_dir: Path) -> list[Path]:
     """The data files of a partition, in name order."""
-    return sorted(partition_dir.glob(PART_GLOB)) if partition_dir.is_dir() else []
+    return part_files(partition_dir)
 
 
 def _fail(
@@ -96,6 +99,40 @@ def _decode(file: Path, data: bytes) -> tuple[str | None, CheckResult]:
             unexpected_count=1,
             unexpected_examples=[{"byte_offset": offset, "line": line}],
         )
+
+
+def _required_columns(
+    file: Path, header: list[str], expected: tuple[str, ...]
+) -> list[CheckResult]:
+    rule, desc = "required_column", "column must be present in the header"
+    present = set(header)
+    return [
+        _ok(rule, column, desc)
+        if column in present
+        else _fail(file, column, rule, desc, f"missing; header is {header}")
+        for column in expected
+    ]
+
+
+def _parse_parquet(
+    file: Path, data: bytes, expected: tuple[str, ...]
+) -> tuple[list[str], list[list[str | None]], list[int], list[CheckResult]]:
+    """Header, rows as text and each row's number (1-based), plus the structure rules."""
+    import pyarrow as pa
+
+    try:
+        header, columns = parquet_text(pa.BufferReader(data))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        if "UTF8" in str(exc) or "utf-8" in str(exc).lower():
+            rule, desc = "utf8_encoding", "file must be UTF-8 text"
+        else:
+            rule, desc = "parquet_structure", "file must be readable Parquet of scalar columns"
+        detail = f"not readable as text columns: {type(exc).__name__}: {exc}"
+        return [], [], [], [_fail(file, TABLE, rule, desc, detail)]
+    rows = [list(row) for row in zip(*columns, strict=True)]
+    lines = list(range(1, len(rows) + 1))
+    structure = _ok("parquet_structure", TABLE, "file must be readable Parquet of scalar columns")
+    return header, rows, lines, [structure, *_required_columns(file, header, expected)]
 
 
 def _parse_csv(
@@ -143,13 +180,7 @@ def _parse_csv(
         )
     else:
         checks.append(_ok(rule, TABLE, desc))
-    rule, desc = "required_column", "column must be present in the header"
-    present = set(header)
-    for column in expected:
-        if column in present:
-            checks.append(_ok(rule, column, desc))
-        else:
-            checks.append(_fail(file, column, rule, desc, f"missing; header is {header}"))
+    checks += _required_columns(file, header, expected)
     return header, rows, lines, checks
 
 
@@ -202,16 +233,20 @@ def read_file(file: Path, dataset: str) -> ReadOutcome:
         return ReadOutcome(
             None, [file], [_fail(file, TABLE, "non_empty_file", "file must not be empty", detail)]
         )
-    text, encoding = _decode(file, data)
-    if text is None:
-        return ReadOutcome(None, [file], [encoding])
-    header, rows, lines, checks = _parse_csv(file, text, expected)
-    checks.insert(0, encoding)
+    rows: list[list[Any]]
+    if is_parquet(file):
+        header, rows, lines, checks = _parse_parquet(file, data, expected)
+    else:
+        text, encoding = _decode(file, data)
+        if text is None:
+            return ReadOutcome(None, [file], [encoding])
+        header, rows, lines, checks = _parse_csv(file, text, expected)
+        checks.insert(0, encoding)
     if any(not c.success for c in checks):
         return ReadOutcome(None, [file], checks)
     frame = pd.DataFrame(rows, columns=header, dtype=object)
-    # An empty cell is a missing value (GE's not-null rules see it as such).
-    frame = frame.astype(object).where(frame != "", None)
+    # An empty cell (or a Parquet null) is a missing value (GE's not-null rules see it as such).
+    frame = frame.astype(object).where(frame.notna() & (frame != ""), None)
     for column in OPTIONAL_COLUMNS.get(dataset, ()):
         if column not in frame.columns:
             frame[column] = None

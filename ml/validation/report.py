@@ -47,6 +47,8 @@ class PartitionReport:
     # Set by validate_landing: accepted / quarantined / skipped, and where the data went.
     status: str | None = None
     destination: str | None = None
+    # Personal data scrubbed on the way to paths.validated: counts by type, never values.
+    pii: dict[str, Any] | None = None
 
     @property
     def success(self) -> bool:

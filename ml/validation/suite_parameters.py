@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ml.core.schemas import EVENT_TYPES, OUT_OF_SCOPE, SHOP_INTENTS
+from ml.core.tables import read_text_table
 from ml.validation.reading import partition_files
 
 if TYPE_CHECKING:
@@ -52,10 +53,10 @@ def _column_values(partition_dir: Path, column: str) -> list[str]:
     values: list[str] = []
     for file in partition_files(partition_dir):
         try:
-            frame = pd.read_csv(file, usecols=[column], dtype=str, keep_default_na=False)
-        except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError):
+            values_here = read_text_table(file)[column].tolist()  # CSV or Parquet
+        except (ValueError, KeyError, UnicodeDecodeError, pd.errors.ParserError, OSError):
             continue  # a broken file fails its own validation; it adds no reference
-        values.extend(v for v in frame[column].tolist() if v != "")
+        values.extend(v for v in values_here if v != "")
     return values
 
 

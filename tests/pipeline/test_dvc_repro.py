@@ -1,4 +1,7 @@
-"""`dvc repro` on a copy of the repository, as a fresh clone would run it (tiny settings)."""
+"""`dvc repro` on a copy of the repository, as a fresh clone would run it (tiny settings).
+
+The synthetic shop injects personal data into 30% of the utterances (generator.pii_rate): raw
+landing data holds it, the DVC cache (everything DVC would push) must not."""
 
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ml.core.config import load_params
 from tests.support.dvc import fresh_copy
+from tests.support.pii import injected_values, leaks
 
 STAGES = (
     "ingest",
@@ -27,7 +32,7 @@ STAGES = (
 
 def tiny_params(path: Path, tiny_bert: Path) -> None:
     params = yaml.safe_load(path.read_text())
-    params["generator"].update(n_items=80, n_users=60, utterances_per_day=260, days=2)
+    params["generator"].update(n_items=80, n_users=60, utterances_per_day=260, days=2, pii_rate=0.3)
     params["intent"]["train"].update(model_path=str(tiny_bert), epochs=1, batch_size=16)
     params["recommender"]["train"].update(text_model_path=str(tiny_bert), epochs=2, dim=16)
     params["gate"]["bootstrap_resamples"] = 1000
@@ -59,6 +64,11 @@ def test_dvc_repro_from_a_fresh_clone_then_a_second_run_skips_everything(
     assert intent and recsys
     registration = json.loads((clone / "models/intent/registration.json").read_text())
     assert registration["model_name"] == "intent-classifier" and registration["version"]
+    personal = injected_values(load_params(clone / "params.yaml").generator)
+    assert leaks([clone / "data" / "landing"], personal), "no personal data was injected"
+    cache = clone / ".dvc" / "cache"
+    assert any(f.is_file() for f in cache.rglob("*")), "nothing was cached"
+    assert leaks([cache], personal) == {}
 
     second = dvc(clone, "repro")
     assert second.returncode == 0, second.stderr[-3000:]

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,6 +72,19 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory, what: str) -> Iterator
         yield url
     finally:
         stop(proc)
+
+
+def dummy_s3_client(endpoint: str) -> Any:
+    """A boto3 S3 client for a moto server at ``endpoint``, with moto's dummy keys."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
 
 
 def use_dummy_s3_keys(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,11 +6,13 @@ clean ones; a second, clean world must pass untouched; re-runs are no-ops.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from ml.core.errors import DataValidationError
@@ -118,7 +120,14 @@ def test_clean_partitions_of_the_same_run_are_accepted_untouched(
         landing = params.paths.landing / dataset / f"date={day}"
         assert snapshot(landing) == files, "a valid landing partition was modified"
         validated = params.paths.validated / dataset / f"date={day}"
-        assert (validated / "part-000.csv").read_bytes() == files["part-000.csv"]
+        if dataset == "utterances":  # texts are scrubbed of personal data; the rest is kept
+            kept = pd.read_csv(validated / "part-000.csv", dtype=str, keep_default_na=False)
+            raw = pd.read_csv(io.BytesIO(files["part-000.csv"]), dtype=str, keep_default_na=False)
+            assert kept.drop(columns="text").equals(raw.drop(columns="text"))
+            changed = kept["text"] != raw["text"]
+            assert kept.loc[changed, "text"].str.contains("<ADDRESS>").all()
+        else:
+            assert (validated / "part-000.csv").read_bytes() == files["part-000.csv"]
         report = json.loads((validated / "validation.json").read_text())
         assert report["success"] is True and report["status"] == "accepted"
         assert not (params.paths.quarantine / dataset / f"date={day}").exists()
@@ -192,7 +201,15 @@ def test_clean_world_passes_end_to_end_with_data_docs(clean_world: dict[str, Any
     assert summary["counts"] == {"accepted": 6, "quarantined": 0, "skipped": 0}
     assert snapshot(params.paths.landing) == clean_world["before"]
     copied = {k: v for k, v in snapshot(params.paths.validated).items() if k.endswith(".csv")}
-    assert copied == clean_world["before"]
+    assert copied.keys() == clean_world["before"].keys()
+    # Catalog and events are copied byte for byte; utterance texts are scrubbed of personal
+    # data (the shop's {address} slot), with a counts-only pii.json beside each partition.
+    for key, raw in clean_world["before"].items():
+        if key.startswith("utterances/"):
+            assert copied[key] != raw and b"<ADDRESS>" in copied[key]
+            assert (params.paths.validated / Path(key).parent / "pii.json").is_file()
+        else:
+            assert copied[key] == raw
     assert not params.paths.quarantine.exists()
     on_disk = json.loads((params.paths.reports / "validation" / "summary.json").read_text())
     assert on_disk["counts"] == summary["counts"]

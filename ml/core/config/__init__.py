@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ml.core.config.data import GeneratorConfig
 from ml.core.config.intent import IntentConfig
 from ml.core.config.preprocess import PreprocessConfig
+from ml.core.config.privacy import PrivacyConfig
 from ml.core.config.recommender import RecommenderConfig
 from ml.core.config.validation import ValidationConfig
 from ml.core.errors import ConfigError
@@ -41,6 +42,30 @@ class PathsConfig(StrictModel):
     reports: Path = Path("reports")
 
 
+class S3LandingConfig(StrictModel):
+    """``ingest.source: s3``: partitions the shop uploads to a bucket (AWS S3, MinIO, moto),
+    laid out like data/landing: ``<prefix>/<dataset>/date=YYYY-MM-DD/part-*.csv|.parquet``.
+
+    Credentials never live here: the environment (``AWS_*``) or the Airflow connection named by
+    ``SHOPFLOW_AWS_CONN_ID``. What was ingested (key, ETag, size) is kept in
+    ``<paths.landing>/.s3-ledger.json`` (ml.data.s3_landing).
+    """
+
+    bucket: str | None = None
+    # Key prefix of the landing area in the bucket ("" = the bucket's root).
+    prefix: str = ""
+    # MinIO / moto only; null = AWS (or AWS_ENDPOINT_URL_S3 / the connection's endpoint_url).
+    endpoint_url: str | None = None
+    # null = AWS_DEFAULT_REGION / the connection's region_name.
+    region: str | None = None
+    # shop_ingest's wait for a new partition (a sensor in reschedule mode: no worker slot is
+    # held between pokes). Seconds between two listings, and how long a run waits in all.
+    sensor_poke_interval_s: int = Field(300, ge=1)
+    sensor_timeout_s: int = Field(22 * 3600, ge=1)
+    # True: a run in which nothing arrived ends skipped (ingest and validate skipped), not failed.
+    sensor_soft_fail: bool = True
+
+
 class IngestConfig(StrictModel):
     """What lands in ``paths.landing``.
 
@@ -49,10 +74,13 @@ class IngestConfig(StrictModel):
     its official split, if it has one, travels with each row (``test_file``, ``val_file``,
     ``split_column``) and preprocessing keeps it instead of re-splitting those rows.
     directory: partitions dropped by the shop, laid out like data/landing, are copied in.
+    s3: partitions (CSV or Parquet) uploaded to ``ingest.s3.bucket``/``prefix``, each new or
+    re-uploaded object downloaded once (ml.data.s3_landing).
     """
 
-    source: str = Field("synthetic", pattern="^(synthetic|intent_file|directory)$")
+    source: str = Field("synthetic", pattern="^(synthetic|intent_file|directory|s3)$")
     directory: Path | None = None
+    s3: S3LandingConfig = Field(default_factory=S3LandingConfig)
     intent_file: Path | None = None
     text_column: str = "text"
     label_column: str = "label"
@@ -156,6 +184,7 @@ class Params(StrictModel):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     intent: IntentConfig = Field(default_factory=IntentConfig)
     recommender: RecommenderConfig = Field(default_factory=RecommenderConfig)

@@ -43,4 +43,7 @@ class GeneratorConfig(BaseModel):
     label_noise_rate: float = Field(0.01, ge=0, le=1)
     out_of_scope_rate: float = Field(0.05, ge=0, le=1)
     popularity_alpha: float = Field(1.1, gt=0)
+    # Share of utterances given one piece of realistic personal data (ml/data/pii_samples.py;
+    # for scrubber tests and benches). 0 keeps every text as it was.
+    pii_rate: float = Field(0.0, ge=0, le=1)
     drift: DriftConfig = Field(default_factory=DriftConfig)
