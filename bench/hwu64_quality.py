@@ -17,6 +17,7 @@ anything (the best epoch is picked on the validation split, cut from the train f
     .venv/bin/python bench/hwu64_quality.py                       # the default recipe
     .venv/bin/python bench/hwu64_quality.py --set intent.train.epochs=8
     .venv/bin/python bench/hwu64_quality.py --max-train-samples 1000 --epochs 1   # a smoke run
+    .venv/bin/python bench/hwu64_quality.py --workdir DIR --summarise-only   # report DIR again
 
 Prints one table and writes bench/results/hwu64_quality.json (``--out`` to change).
 """
@@ -48,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any other override"
     )
+    parser.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="report the finished run in --workdir again, without running anything",
+    )
     return parser.parse_args(argv)
 
 
@@ -66,8 +72,8 @@ def overrides(args: argparse.Namespace, workdir: Path) -> list[str]:
     return sets + list(args.set)
 
 
-def run_pipeline(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """The five steps in ``workdir``; returns each step's result and its seconds."""
+def run_pipeline(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    """The five steps in ``workdir``; returns each step's seconds."""
     from ml.cli import run_step
 
     common = ["--params", str(REPO / "params.yaml")]
@@ -80,29 +86,32 @@ def run_pipeline(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "train": ["train", "intent", "--no-resume"],
         "evaluate": ["evaluate", "intent"],
     }
-    results: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
     cwd = Path.cwd()
     os.chdir(workdir)
     try:
         for name, argv in steps.items():
             started = time.perf_counter()
             print(f"[hwu64] {name} ...", flush=True)
-            results[name] = {"result": run_step([*argv, *common])}
-            results[name]["seconds"] = round(time.perf_counter() - started, 1)
+            run_step([*argv, *common])
+            seconds[name] = round(time.perf_counter() - started, 1)
     finally:
         os.chdir(cwd)
-    return results
+    return seconds
 
 
-def summarise(results: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    metrics = json.loads((Path(results["evaluate"]["result"]["metrics_file"])).read_text())
-    trained = results["train"]["result"]
+def summarise(workdir: Path, step_seconds: dict[str, float] | None) -> dict[str, Any]:
+    """The numbers of a finished run, read from the files its steps wrote under ``workdir``
+    (the HWU64 profile's paths): evaluate's metrics.json, train's train_summary.json and
+    preprocessing's stats.json."""
+    metrics = json.loads((workdir / "reports/hwu64/intent/metrics.json").read_text())
+    trained = json.loads((workdir / "models/hwu64/intent/train_summary.json").read_text())
+    stats = json.loads((workdir / "data/hwu64/processed/intent/stats.json").read_text())
     frozen = metrics["baselines"]["frozen_encoder_logreg"]
     interval = metrics["margin_interval"]
-    acc_margin = interval["accuracy_over_frozen_logreg"]
     return {
         "split_policy": metrics.get("split_policy"),
-        "split_sizes": results["preprocess"]["result"].get("split_sizes"),
+        "split_sizes": stats.get("split_sizes"),
         "n_test": metrics["n_test"],
         "fine_tuned": {
             "accuracy": metrics["raw_accuracy"],
@@ -115,7 +124,7 @@ def summarise(results: dict[str, Any], workdir: Path) -> dict[str, Any]:
             k: metrics["baselines"]["majority_class"][k] for k in ("accuracy", "macro_f1")
         },
         "margin_over_frozen": {
-            "accuracy": acc_margin,
+            "accuracy": interval["accuracy_over_frozen_logreg"],
             "macro_f1": interval["macro_f1_over_frozen_logreg"],
             "method": interval["method"],
         },
@@ -123,7 +132,8 @@ def summarise(results: dict[str, Any], workdir: Path) -> dict[str, Any]:
             k: trained.get(k)
             for k in ("best_epoch", "train_seconds", "n_train", "n_val", "val_accuracy", "device")
         },
-        "step_seconds": {name: step["seconds"] for name, step in results.items()},
+        "val_history": trained.get("history"),
+        "step_seconds": step_seconds,
         "workdir": str(workdir),
     }
 
@@ -143,7 +153,8 @@ def print_table(summary: dict[str, Any]) -> None:
         f"goal: accuracy >= {GOAL_ACCURACY:.2f} and margin >= +{GOAL_MARGIN:.2f} "
         f"(measured: {ft['accuracy']:.4f}, {margin['difference']:+.4f})"
     )
-    print(f"training: {summary['training']}; step seconds: {summary['step_seconds']}")
+    print(f"training: {summary['training']}")
+    print(f"step seconds: {summary['step_seconds']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,9 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.data / "hwu64_test.csv").is_file():
         print(f"hwu64_quality: {args.data}/hwu64_test.csv not found (--data)", file=sys.stderr)
         return 2
+    if args.summarise_only and args.workdir is None:
+        print("hwu64_quality: --summarise-only needs --workdir", file=sys.stderr)
+        return 2
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="shopflow-hwu64-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    summary = summarise(run_pipeline(args, workdir), workdir)
+    seconds = None if args.summarise_only else run_pipeline(args, workdir)
+    summary = summarise(workdir.resolve(), seconds)
     summary["settings"] = overrides(args, workdir)[1:]
     summary["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count()}
     print_table(summary)
