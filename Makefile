@@ -58,6 +58,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/intent_bench.py
 	$(BIN)/python bench/recommender_bench.py
 	$(BIN)/python bench/hwu64_quality.py
+	$(BIN)/python bench/pii_scrubber.py
+	$(BIN)/python bench/pii_model_impact.py
 
 clean-data:
 	rm -rf data models reports mlflow.db mlartifacts airflow_home
