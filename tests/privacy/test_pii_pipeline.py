@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from ml.core.config import Params, PathsConfig, load_params
+from ml.core.config import Params, load_params
 from ml.core.config.data import GeneratorConfig
 from ml.core.config.privacy import PrivacyConfig
-from ml.core.config.validation import ValidationConfig
 from ml.data.pii_samples import DECOY, PII_KINDS
 from ml.data.synthetic import generate_world
 from ml.data.utterances import generate_utterances
 from ml.data.world import build_world
 from ml.validation.partitions import validate_landing
 from tests.support.pii import injected_values, leaks
+from tests.validation.conftest import make_params
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 GEN = GeneratorConfig(n_items=60, n_users=40, utterances_per_day=300, days=2, pii_rate=0.3)
@@ -38,19 +38,8 @@ def test_generator_pii_rate_records_spans_and_keeps_labels() -> None:
 
 
 def _params(root: Path, **privacy: object) -> Params:
-    paths = PathsConfig(
-        landing=root / "landing",
-        validated=root / "validated",
-        quarantine=root / "quarantine",
-        processed=root / "processed",
-        models=root / "models",
-        reports=root / "reports",
-    )
-    return Params(
-        paths=paths,
-        validation=ValidationConfig(data_docs=False),
-        privacy=PrivacyConfig(**privacy),  # type: ignore[arg-type]
-    )
+    """The validation tests' params (every path under ``root``) with these privacy settings."""
+    return make_params(root).model_copy(update={"privacy": PrivacyConfig(**privacy)})  # type: ignore[arg-type]
 
 
 def test_validate_writes_scrubbed_text_and_a_counts_only_report(tmp_path: Path) -> None:
