@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from ml.core.errors import DataValidationError
 from ml.core.progress import progress
 from ml.core.schemas import DATASETS
@@ -99,6 +101,14 @@ def validate_partition(
         return report
     frame = outcome.frame
     report.rows = len(frame)
+    if dataset == "utterances" and params.privacy.enabled and "text" in frame.columns:
+        from ml.validation.pii import mask_for_validation
+
+        # GE quotes failing values in validation.json, REASON.txt and its Data Docs.
+        masked = mask_for_validation(
+            frame["text"], params.privacy, params.validation.text_max_chars
+        )
+        frame = frame.assign(text=pd.Series(masked, index=frame.index, dtype=frame["text"].dtype))
     label = str(outcome.files[0]) if len(outcome.files) == 1 else str(partition_dir)
     inputs = suite_inputs(dataset, day, params, now)
     report.notes.extend(inputs.notes)

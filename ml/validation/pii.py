@@ -132,11 +132,27 @@ def _allowed(text: str, patterns: list[str]) -> list[tuple[int, int]]:
     return [m.span() for p in patterns for m in re.finditer(p, text)]
 
 
+# Validation looks at each utterance before the accepted partition is scrubbed: analyse a text
+# once per process. Longer texts are not kept (they are rare and the analysis is cheap to redo).
+_CACHED_TEXT_CHARS = 4096
+
+
 def find_pii(text: str, cfg: PrivacyConfig) -> list[Span]:
     """The personal-data spans of one text, in text order: allow-listed ones removed, and of
     overlapping spans the higher-scored one kept (a card's digits are not also a phone)."""
     if not text or not text.strip():
         return []
+    if len(text) <= _CACHED_TEXT_CHARS:
+        return list(_find_pii_cached(text, cfg.model_dump_json()))
+    return _analyse(text, cfg)
+
+
+@lru_cache(maxsize=100_000)
+def _find_pii_cached(text: str, cfg_json: str) -> tuple[Span, ...]:
+    return tuple(_analyse(text, PrivacyConfig.model_validate_json(cfg_json)))
+
+
+def _analyse(text: str, cfg: PrivacyConfig) -> list[Span]:
     analyzer, _ = engines(cfg)
     wanted = [PRESIDIO_ENTITY[e] for e in cfg.entities]
     results = analyzer.analyze(
@@ -175,6 +191,33 @@ def scrub_text(text: str, cfg: PrivacyConfig) -> tuple[str, list[Span]]:
     }
     scrubbed = anonymizer.anonymize(text=text, analyzer_results=results, operators=operators)
     return str(scrubbed.text), spans
+
+
+def _mask(span: Span) -> str:
+    """The span's placeholder padded (or cut) to the span's length: ``<EMAIL>__________``."""
+    width = span.end - span.start
+    return f"<{span.entity}>".ljust(width, "_")[:width]
+
+
+def mask_for_validation(texts: Iterable[Any], cfg: PrivacyConfig, max_chars: int) -> list[Any]:
+    """Texts as the validation gate's rules see them: every personal-data span overwritten by its
+    placeholder at the same length, and a text over ``max_chars`` (which fails the length rule
+    anyway) overwritten whole with ``#`` without being analysed. Lengths, nulls and types are
+    unchanged, so each rule judges the delivery as sent, while the failure examples in reports,
+    GE's stores and Data Docs quote no personal data (the raw partition stays in quarantine)."""
+    masked: list[Any] = []
+    for value in texts:
+        if not isinstance(value, str) or not cfg.enabled:
+            masked.append(value)
+        elif len(value) > max_chars:
+            masked.append("#" * len(value))
+        else:
+            out, last = [], 0
+            for span in find_pii(value, cfg):
+                out += [value[last : span.start], _mask(span)]
+                last = span.end
+            masked.append("".join([*out, value[last:]]))
+    return masked
 
 
 def scrub_texts(texts: Iterable[Any], cfg: PrivacyConfig) -> ScrubResult:

@@ -16,7 +16,7 @@ from ml.data.pii_samples import DECOY, PII_KINDS
 from ml.data.synthetic import generate_world
 from ml.data.utterances import generate_utterances
 from ml.data.world import build_world
-from ml.validation.partitions import validate_landing
+from ml.validation.partitions import PartitionsQuarantined, validate_landing
 from tests.support.pii import injected_values, leaks
 from tests.validation.conftest import make_params
 
@@ -114,3 +114,68 @@ def test_no_injected_value_reaches_anything_kept(
     assert leaks([tmp_path], values).keys() <= {
         str(f) for f in (tmp_path / "data" / "landing").rglob("*")
     }
+
+
+def _params_with_docs(root: Path, **validation: object) -> Params:
+    params = make_params(root, data_docs=True)
+    return params.model_copy(update={"validation": params.validation.model_copy(update=validation)})
+
+
+def test_a_quarantined_partition_is_reported_without_its_personal_data(tmp_path: Path) -> None:
+    # Texts over 40 characters fail the length rule, so GE quotes many texts, PII included.
+    params = _params_with_docs(tmp_path, text_max_chars=40)
+    generate_world(GEN.model_copy(update={"days": 1}), params.paths.landing)
+    with pytest.raises(PartitionsQuarantined) as failed:
+        validate_landing(params, dataset="utterances", now=NOW)
+    values = injected_values(GEN.model_copy(update={"days": 1}))
+    quarantined = params.paths.quarantine / "utterances" / "date=2026-11-01"
+    assert leaks([quarantined], values).keys() == {str(quarantined / "part-000.csv")}, (
+        "the raw delivery is kept whole in quarantine, and only there"
+    )
+    assert leaks([params.paths.reports], values) == {}  # summary, GE stores and Data Docs
+    assert (params.paths.reports / "validation" / "gx" / "uncommitted" / "data_docs").is_dir()
+    message = str(failed.value)
+    assert not any(v in message for v in values)
+    assert "expect_column_value_lengths_to_be_between" in message
+
+
+def test_huge_and_undecodable_texts_are_quarantined_whole_and_never_quoted(
+    tmp_path: Path,
+) -> None:
+    params = _params_with_docs(tmp_path)
+    secret = "jane.roe+orders@example.org"
+    header = "utterance_id,text,intent,timestamp\n"
+
+    def deliver(day: str, last_row: bytes) -> Path:
+        part = params.paths.landing / "utterances" / f"date={day}" / "part-000.csv"
+        part.parent.mkdir(parents=True)
+        rows = "".join(
+            f"u{i},where is my order {i},track_order,{day}T10:00:00\n" for i in range(30)
+        )
+        part.write_bytes((header + rows).encode() + last_row)
+        return part
+
+    text = f"mail me at {secret} "
+    sent = [
+        # 1 MB in one field: the CSV reader refuses it (field limit).
+        deliver(
+            "2026-11-01", f"u99,{text}{'x' * 1_000_000},track_order,2026-11-01T11:00\n".encode()
+        ),
+        # Over validation.text_max_chars (512): the length rule fails and quotes the text.
+        deliver("2026-11-02", f"u99,{text}{'x' * 5_000},track_order,2026-11-02T11:00\n".encode()),
+        # Not UTF-8: the decoding rule names the byte offset.
+        deliver("2026-11-03", f"u99,café {text},track_order,2026-11-03T11:00\n".encode("latin-1")),
+    ]
+    raw = {p.parent.name: p.read_bytes() for p in sent}
+    with pytest.raises(PartitionsQuarantined) as failed:
+        validate_landing(params, dataset="utterances", now=datetime(2026, 11, 4, tzinfo=UTC))
+    summary = json.loads((params.paths.reports / "validation" / "summary.json").read_text())
+    assert summary["counts"]["quarantined"] == 3
+    for name, data in raw.items():  # nothing lost: each delivery, byte for byte
+        assert (params.paths.quarantine / "utterances" / name / "part-000.csv").read_bytes() == data
+    assert leaks([params.paths.reports, params.paths.validated], {secret}) == {}
+    message = str(failed.value)
+    assert secret not in message
+    assert "field larger than field limit" in message
+    assert "expect_column_value_lengths_to_be_between" in message
+    assert "is not UTF-8" in message

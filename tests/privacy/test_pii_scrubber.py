@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ml.core.config.privacy import PrivacyConfig
-from ml.validation.pii import find_pii, scrub_text, scrub_texts
+from ml.validation.pii import find_pii, mask_for_validation, scrub_text, scrub_texts
 
 CFG = PrivacyConfig()
 
@@ -82,6 +82,18 @@ def test_batch_keeps_non_strings_and_counts_by_type() -> None:
     assert result.texts[:2] == [None, 3.5]
     assert result.texts[2] == result.texts[3] == "<EMAIL> and <EMAIL>"
     assert result.counts == {"EMAIL": 4} and result.rows_with_pii == 2
+
+
+def test_validation_mask_keeps_lengths_and_hides_every_span() -> None:
+    texts = [None, "mail a.b@c.de or call +44 20 7946 0958", "hi", "x@y.org " + "z" * 600]
+    masked = mask_for_validation(texts, CFG, max_chars=512)
+    assert [None if t is None else len(t) for t in masked] == [
+        None if t is None else len(t) for t in texts
+    ]
+    assert masked[1] == "mail <EMAIL>_ or call <PHONE>_________"
+    assert masked[2] == "hi"
+    assert set(masked[3]) == {"#"}  # over the length limit: hidden whole, never analysed
+    assert mask_for_validation(texts, CFG.model_copy(update={"enabled": False}), 512) == texts
 
 
 def test_disabled_scrubber_changes_nothing() -> None:
