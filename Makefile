@@ -54,12 +54,16 @@ lint: $(STAMP)
 lock: $(STAMP)
 	bash scripts/refresh-dvc-lock.sh
 
+# The serving load bench needs locust (the optional `bench` extra), pinned like everything else.
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -c requirements/constraints.txt -e ".[dev,bench]"
 	$(BIN)/python bench/intent_bench.py
+	$(BIN)/python bench/intent_fast_path.py
 	$(BIN)/python bench/recommender_bench.py
 	$(BIN)/python bench/hwu64_quality.py
 	$(BIN)/python bench/pii_scrubber.py
 	$(BIN)/python bench/pii_model_impact.py
+	$(BIN)/python bench/serving_load.py
 
 clean-data:
 	rm -rf data models reports mlflow.db mlartifacts airflow_home

@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "ml.release.cli",
     "ml.monitoring.cli",
     "ml.stack.cli",
+    "ml.serving.cli",
 ]
 
 

@@ -3,6 +3,7 @@ them against the settings the code actually reads."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ml.core.config.serving import ServingConfig
 from ml.orchestration.settings import OrchestrationSettings
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
@@ -24,6 +26,7 @@ LONG_RUNNING = {
     "airflow-triggerer",
     "airflow-worker",
     "airflow-worker-gpu",
+    "serving",
 }
 
 
@@ -155,3 +158,59 @@ def test_images_pin_the_stack(repo_root: Path) -> None:
     assert 'ENTRYPOINT ["python", "-m", "ml"]' in trainer and "cuda" in trainer
     mlflow = (DOCKER / "mlflow.Dockerfile").read_text()
     assert re.search(r'"mlflow==([\d.]+)"', mlflow).group(1) in pyproject  # type: ignore[union-attr]
+
+
+def test_serving_runs_the_server_against_the_tracking_server(compose: dict[str, Any]) -> None:
+    serving = compose["services"]["serving"]
+    assert serving["build"] == {"context": "..", "dockerfile": "docker/serving.Dockerfile"}
+    env = env_of(serving)
+    worker_env = env_of(compose["services"]["airflow-worker"])
+    assert env["MLFLOW_TRACKING_URI"] == worker_env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    # The token is optional and comes from docker/.env, never from the compose file itself.
+    assert env["SHOPFLOW_SERVING_TOKEN"] == "${SHOPFLOW_SERVING_TOKEN:-}"
+    assert re.search(r"^SHOPFLOW_SERVING_TOKEN=", (DOCKER / ".env.example").read_text(), re.M)
+    serving_code = "\n".join(
+        p.read_text() for p in (DOCKER.parent / "ml" / "serving").rglob("*.py")
+    )
+    for name in env:
+        if name.startswith("SHOPFLOW_"):
+            assert name in serving_code, f"{name} is read nowhere in ml/serving"
+    port = ServingConfig().port
+    assert f"{port}:{port}" in serving["ports"]
+    assert serving["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    # Ready = every family has a model loaded (503 before): that is what healthy means here.
+    check = " ".join(serving["healthcheck"]["test"])
+    assert f"localhost:{port}/readyz" in check
+
+
+def test_serving_keeps_its_prediction_log_on_a_volume(compose: dict[str, Any]) -> None:
+    serving = compose["services"]["serving"]
+    workdir = re.search(
+        r"^WORKDIR (\S+)$", (DOCKER / "serving.Dockerfile").read_text(), re.M
+    ).group(1)  # type: ignore[union-attr]
+    log_dir = f"{workdir}/{ServingConfig().prediction_log_dir}"
+    mounts = dict(v.rsplit(":", 1)[::-1] for v in serving["volumes"])
+    assert log_dir in mounts, f"nothing mounted at {log_dir}"
+    assert mounts[log_dir] in compose["volumes"], "the log must outlive the container"
+
+
+def test_serving_image(repo_root: Path) -> None:
+    text = (DOCKER / "serving.Dockerfile").read_text()
+    assert "-c requirements/constraints.txt" in text
+    # CPU torch from the PyTorch CPU index; the constraint pins the same version.
+    constraints = (repo_root / "requirements/constraints.txt").read_text()
+    torch = re.search(r"^torch==(\S+)$", constraints, re.M).group(1)  # type: ignore[union-attr]
+    assert re.search(r"^ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu$", text, re.M)
+    assert f"torch=={torch}" in text
+    # Nothing is downloaded at run time.
+    assert re.search(r"HF_HUB_OFFLINE=1", text)
+    user = re.search(r"^USER (\S+)$", text, re.M)
+    assert user and user.group(1).split(":")[0] not in ("0", "root")
+    port = ServingConfig().port
+    healthcheck = re.search(r"^HEALTHCHECK .*\n(?:.*\\\n)*.*$", text, re.M)
+    assert healthcheck and f"127.0.0.1:{port}/healthz" in healthcheck.group(0)
+    assert re.search(rf"^EXPOSE {port}$", text, re.M)
+    cmd = re.search(r"^CMD (.+)$", text, re.M)
+    assert cmd and json.loads(cmd.group(1)) == [
+        "python", "-m", "ml", "serve", "--host", "0.0.0.0", "--port", str(port)
+    ]  # fmt: skip

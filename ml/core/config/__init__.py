@@ -21,6 +21,7 @@ from ml.core.config.intent import IntentConfig
 from ml.core.config.preprocess import PreprocessConfig
 from ml.core.config.privacy import PrivacyConfig
 from ml.core.config.recommender import RecommenderConfig
+from ml.core.config.serving import ServingConfig
 from ml.core.config.validation import ValidationConfig
 from ml.core.errors import ConfigError
 
@@ -190,6 +191,7 @@ class Params(StrictModel):
     recommender: RecommenderConfig = Field(default_factory=RecommenderConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
     schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
 
     def digest(self) -> str:
