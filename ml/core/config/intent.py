@@ -47,6 +47,22 @@ class IntentTrainConfig(BaseModel):
     resume: bool = True
 
 
+class IntentFastVariantConfig(BaseModel):
+    """The ONNX Runtime export evaluation checks and logs beside the registered version
+    (ml/models/intent/onnx_model.py); serving uses it only when the check passed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    # Dynamic int8 weights (variant onnx-int8); false: the optimised fp32 graph (onnx-fp32).
+    quantize: bool = True
+    # Largest test accuracy loss (as served: after the out-of-scope threshold) against the
+    # registered model on the same frozen test split, as a fraction (0.01 = 1 point).
+    max_accuracy_drop: float = Field(0.01, ge=0, le=1)
+    # Threads of the scoring session in evaluation (null = ONNX Runtime's default).
+    intra_op_threads: int | None = Field(None, ge=1)
+
+
 class IntentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -58,3 +74,4 @@ class IntentConfig(BaseModel):
     # huge inputs; the tokenizer would truncate to max_length tokens anyway).
     max_text_chars: int = Field(2000, ge=1)
     inference_batch_size: int = Field(64, ge=1)
+    fast_variant: IntentFastVariantConfig = Field(default_factory=IntentFastVariantConfig)

@@ -98,17 +98,24 @@ def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
 
 
-def pad_batch(token_ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad to the longest sequence of this batch only (dynamic padding)."""
-    import torch
-
+def pad_ids(token_ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pad to the longest sequence of this batch only (dynamic padding): int64 input_ids and
+    attention_mask arrays (what torch and ONNX Runtime both take)."""
     width = max(len(ids) for ids in token_ids)
-    input_ids = torch.full((len(token_ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(token_ids), width), dtype=torch.long)
+    input_ids = np.full((len(token_ids), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(token_ids), width), dtype=np.int64)
     for row, ids in enumerate(token_ids):
-        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        input_ids[row, : len(ids)] = ids
         mask[row, : len(ids)] = 1
     return input_ids, mask
+
+
+def pad_batch(token_ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`pad_ids` as torch tensors."""
+    import torch
+
+    input_ids, mask = pad_ids(token_ids, pad_id)
+    return torch.from_numpy(input_ids), torch.from_numpy(mask)
 
 
 def padding_stats(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> dict[str, Any]:

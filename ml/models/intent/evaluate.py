@@ -7,12 +7,19 @@ artifact named in registration.json (as the gate and serving load it); every num
 :mod:`ml.core.metrics`, so ``metrics.json`` and the gate report agree to the last digit.
 ``metrics.json`` also says which test set it is: ``split_policy`` from preprocessing's stats.json
 (an official test fold kept as published, or a hash / stratified split).
+
+The fast variant (``intent.fast_variant``): the model's ONNX Runtime export is scored on the same
+test rows by the same scorer; it is logged to the training run under ``fast_variant/`` and the
+registered version gets the ``shopflow.fast_variant*`` tags serving reads (ok only when its
+accuracy is within ``max_accuracy_drop`` of the model's). A failed export never fails evaluation.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +41,17 @@ log = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = SCORE_COLUMNS
 MARGIN_RESAMPLES = 1000
+# Where the export goes in the training run's artifacts (serving downloads it from there).
+FAST_VARIANT_ARTIFACT = "fast_variant"
+# The model version tags serving reads (the serving interface).
+FAST_VARIANT_TAGS = (
+    "shopflow.fast_variant",
+    "shopflow.fast_variant_path",
+    "shopflow.fast_variant_accuracy_delta",
+    "shopflow.fast_variant_ok",
+)
+# At most this many test texts time the two models for the (informational) speedup.
+SPEEDUP_TEXTS = 512
 
 
 def _frozen_baseline_scores(
@@ -92,6 +110,108 @@ class _Baselines:
     over_majority: dict[str, Any]
 
 
+@dataclass
+class _FastVariant:
+    """The fast variant's check: its section of metrics.json, and the exported folder to log
+    (None when the export failed)."""
+
+    summary: dict[str, Any]
+    folder: Path | None
+
+    def mlflow_metrics(self) -> dict[str, float]:
+        names = ("accuracy", "accuracy_delta", "raw_accuracy_delta", "agreement", "speedup")
+        out = {f"fast_variant_{k}": float(self.summary[k]) for k in names if k in self.summary}
+        return out | {"fast_variant_ok": float(self.summary["ok"])}
+
+    def version_tags(self) -> dict[str, str]:
+        """The tags serving reads (notes: the serving interface); ok is "true" only when the
+        check passed and the export is in the run."""
+        ok = bool(self.summary["ok"]) and self.folder is not None
+        tags = {"shopflow.fast_variant": self.summary["variant"]}
+        if self.folder is not None:
+            tags["shopflow.fast_variant_path"] = FAST_VARIANT_ARTIFACT
+        if "accuracy_delta" in self.summary:
+            tags["shopflow.fast_variant_accuracy_delta"] = f"{self.summary['accuracy_delta']:.4f}"
+        return tags | {"shopflow.fast_variant_ok": "true" if ok else "false"}
+
+
+def _check_fast_variant(
+    params: Params,
+    models_dir: Path,
+    test_df: pd.DataFrame,
+    scored: _Scored,
+    final: dict[str, float],
+    work: Path,
+) -> _FastVariant | None:
+    """Export the model bundle to ONNX under ``work`` and score it like the model (same rows,
+    same scorer); None when ``intent.fast_variant.enabled`` is off. Any failure of the export or
+    of its scoring gives ok false and one warning, never a failed evaluation."""
+    cfg = params.intent.fast_variant
+    if not cfg.enabled:
+        return None
+    from ml.models.intent.onnx_model import export, load_onnx_intent_model, variant_name
+
+    variant = variant_name(cfg.quantize)
+    summary: dict[str, Any] = {
+        "variant": variant,
+        "artifact_path": FAST_VARIANT_ARTIFACT,
+        "max_accuracy_drop": cfg.max_accuracy_drop,
+    }
+    try:
+        folder = export(models_dir / "model", work / FAST_VARIANT_ARTIFACT, quantize=cfg.quantize)
+        fast_model = load_onnx_intent_model(folder, intra_op_threads=cfg.intra_op_threads)
+        frame = score_intent_model(fast_model, test_df)
+        speed = _speedup(scored.model, fast_model, test_df["text"].tolist())
+    except Exception as exc:  # exporter, optimiser, quantiser and runtime raise many types
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        log.warning(
+            "fast variant %s unavailable (serving keeps the torch model): %s", variant, reason
+        )
+        return _FastVariant({**summary, "ok": False, "error": reason}, None)
+    fast = frame_metrics(frame)
+    delta = fast["accuracy"] - final["accuracy"]
+    # The tolerance keeps a drop of exactly max_accuracy_drop (e.g. 1 row in 100) a pass.
+    ok = delta >= -cfg.max_accuracy_drop - 1e-9
+    if not ok:
+        log.warning(
+            "fast variant %s not used: test accuracy %.4f is %.4f below the model's (max %.4f)",
+            variant,
+            fast["accuracy"],
+            -delta,
+            cfg.max_accuracy_drop,
+        )
+    summary |= {
+        "ok": ok,
+        "accuracy": fast["accuracy"],
+        "macro_f1": fast["macro_f1"],
+        "raw_accuracy": fast["raw_accuracy"],
+        "accuracy_delta": delta,
+        "raw_accuracy_delta": fast["raw_accuracy"] - final["raw_accuracy"],
+        # Rows where both give the served label: how often a user would see a difference.
+        "agreement": float((frame["predicted"] == scored.frame["predicted"]).mean()),
+        **speed,
+    }
+    return _FastVariant(summary, folder)
+
+
+def _speedup(model: IntentModel, fast_model: Any, texts: list[str]) -> dict[str, Any]:
+    """Texts/s of both models on (at most SPEEDUP_TEXTS of) the test texts, in their own
+    batches: informational (a shared machine's load moves it), not part of the check."""
+    texts = texts[:SPEEDUP_TEXTS]
+    seconds = {}
+    for name, scorer in (("torch", model), ("fast", fast_model)):
+        scorer.predict_proba(texts[:8])  # warm-up: first-call allocations
+        start = time.perf_counter()
+        scorer.predict_proba(texts)
+        seconds[name] = max(time.perf_counter() - start, 1e-9)
+    return {
+        "texts_per_second": len(texts) / seconds["fast"],
+        "torch_texts_per_second": len(texts) / seconds["torch"],
+        "torch_device": str(model.device),
+        "speedup": seconds["torch"] / seconds["fast"],
+    }
+
+
 def evaluate_intent(
     params: Params,
     processed_dir: str | Path,
@@ -117,27 +237,33 @@ def evaluate_intent(
     metrics = _evaluation_metrics(params, test_df, scored, final, baselines)
     # Which test set this is: an official (frozen) test fold or one split off by preprocessing.
     metrics = {"split_policy": load_split_policy(processed_dir), **metrics}
-    diag = _write_reports(params, reports_dir, metrics, scored, test_df, labels)
-    result = {
-        "metrics_file": str(reports_dir / "metrics.json"),
-        "predictions_file": str(reports_dir / "predictions.parquet"),
-        "scored_model": scored.source,
-        "split_policy": metrics["split_policy"],
-        "accuracy": metrics["accuracy"],
-        "macro_f1": metrics["macro_f1"],
-        "raw_macro_f1": metrics["raw_macro_f1"],
-        "ece": metrics["ece"],
-        "margin": metrics["margin"],
-        "diagnostics": {k: str(v) for k, v in diag.items()},
-    }
-    registration = models_dir / "registration.json"
-    if log_to_mlflow and registration.is_file():
-        _log_to_training_run(
-            params, json.loads(registration.read_text(encoding="utf-8")), metrics, reports_dir
-        )
-        result["logged_to_run"] = True
-    elif log_to_mlflow:
-        log.warning("%s missing: evaluation not logged to MLflow", registration)
+    # The export only has to live until it is logged to the run.
+    with tempfile.TemporaryDirectory(prefix="shopflow-fast-variant-") as tmp:
+        fast = _check_fast_variant(params, models_dir, test_df, scored, final, Path(tmp))
+        if fast is not None:
+            metrics["fast_variant"] = fast.summary
+        diag = _write_reports(params, reports_dir, metrics, scored, test_df, labels)
+        result = {
+            "metrics_file": str(reports_dir / "metrics.json"),
+            "predictions_file": str(reports_dir / "predictions.parquet"),
+            "scored_model": scored.source,
+            "split_policy": metrics["split_policy"],
+            "accuracy": metrics["accuracy"],
+            "macro_f1": metrics["macro_f1"],
+            "raw_macro_f1": metrics["raw_macro_f1"],
+            "ece": metrics["ece"],
+            "margin": metrics["margin"],
+            "diagnostics": {k: str(v) for k, v in diag.items()},
+        }
+        if fast is not None:
+            result["fast_variant"] = fast.summary
+        registration = models_dir / "registration.json"
+        if log_to_mlflow and registration.is_file():
+            registered = json.loads(registration.read_text(encoding="utf-8"))
+            _log_to_training_run(params, registered, metrics, reports_dir, fast)
+            result["logged_to_run"] = True
+        elif log_to_mlflow:
+            log.warning("%s missing: evaluation not logged to MLflow", registration)
     return result
 
 
@@ -303,7 +429,11 @@ def flat_metrics(metrics: dict[str, Any], prefix: str = "test_") -> dict[str, fl
 
 
 def _log_to_training_run(
-    params: Params, registration: dict[str, Any], metrics: dict[str, Any], reports_dir: Path
+    params: Params,
+    registration: dict[str, Any],
+    metrics: dict[str, Any],
+    reports_dir: Path,
+    fast: _FastVariant | None = None,
 ) -> None:
     import mlflow
     from mlflow import MlflowClient
@@ -311,7 +441,12 @@ def _log_to_training_run(
     from ml.stack.tracking import resumed_run
 
     with resumed_run(params.mlflow, registration["run_id"]):
-        mlflow.log_metrics(flat_metrics(metrics))
+        # The fast variant's numbers go under their own names (fast_variant_*), not test_*.
+        mlflow.log_metrics(flat_metrics({k: v for k, v in metrics.items() if k != "fast_variant"}))
+        if fast is not None:
+            mlflow.log_metrics(fast.mlflow_metrics())
+            if fast.folder is not None:
+                mlflow.log_artifacts(str(fast.folder), FAST_VARIANT_ARTIFACT)
         if metrics.get("split_policy"):
             mlflow.set_tag("split_policy", metrics["split_policy"])
         mlflow.log_artifact(str(reports_dir / "metrics.json"), "evaluation")
@@ -330,3 +465,17 @@ def _log_to_training_run(
             client.set_model_version_tag(
                 registration["model_name"], registration["version"], key, f"{value:.4f}"
             )
+        if fast is not None:
+            _tag_fast_variant(client, registration, fast.version_tags())
+
+
+def _tag_fast_variant(client: Any, registration: dict[str, Any], tags: dict[str, str]) -> None:
+    """Set the fast-variant tags and drop those this evaluation did not set: a path or delta
+    left by an earlier evaluation of the version would describe an export that failed now."""
+    name, version = registration["model_name"], str(registration["version"])
+    current = client.get_model_version(name, version).tags
+    for key in FAST_VARIANT_TAGS:
+        if key in tags:
+            client.set_model_version_tag(name, version, key, tags[key])
+        elif key in current:
+            client.delete_model_version_tag(name, version, key)

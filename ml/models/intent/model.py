@@ -18,11 +18,18 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ml.core.errors import InputError
 from ml.models.encoders import mean_pool
 from ml.models.intent.data import pad_batch, sorted_batches, tokenize
-
-META_FILE = "intent_meta.json"
+from ml.models.intent.inference import (
+    META_FILE,
+    batched_proba,
+    clip_texts,
+    predictions_frame,
+    read_meta,
+)
+from ml.models.intent.inference import (
+    apply_threshold as apply_threshold,  # re-exported: callers import it from here
+)
 
 
 class IntentNet(nn.Module):
@@ -93,28 +100,31 @@ class IntentModel:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @classmethod
-    def load(cls, folder: str | Path, device: str | None = None) -> IntentModel:
+    def load(
+        cls, folder: str | Path, device: str | None = None, attn_implementation: str | None = None
+    ) -> IntentModel:
+        """``attn_implementation`` is passed to transformers (e.g. "eager" for an ONNX export
+        whose attention the ONNX Runtime optimiser can fuse); None = the library's default."""
         from safetensors.torch import load_file
         from transformers import AutoModel, AutoTokenizer
 
         folder = Path(folder)
-        if not is_bundle(folder):
-            raise InputError(f"{folder} is not an intent model folder (no {META_FILE})")
-        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-        encoder = AutoModel.from_pretrained(folder / "encoder")
-        net = IntentNet(encoder, len(meta["labels"]), dropout=0.0)
+        meta = read_meta(folder)
+        extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        encoder = AutoModel.from_pretrained(folder / "encoder", **extra)
+        net = IntentNet(encoder, len(meta.labels), dropout=0.0)
         net.head.load_state_dict(load_file(str(folder / "head.safetensors")))
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         net.to(dev).eval()
         return cls(
             net=net,
             tokenizer=AutoTokenizer.from_pretrained(folder / "tokenizer"),
-            labels=list(meta["labels"]),
-            threshold=float(meta["threshold"]),
-            max_length=int(meta["max_length"]),
-            oos_label=str(meta.get("oos_label", "out_of_scope")),
-            max_text_chars=int(meta.get("max_text_chars", 2000)),
-            batch_size=int(meta.get("batch_size", 64)),
+            labels=meta.labels,
+            threshold=meta.threshold,
+            max_length=meta.max_length,
+            oos_label=meta.oos_label,
+            max_text_chars=meta.max_text_chars,
+            batch_size=meta.batch_size,
             device=dev,
         )
 
@@ -123,7 +133,7 @@ class IntentModel:
         return predict_proba(
             self.net,
             self.tokenizer,
-            [t[: self.max_text_chars] for t in texts],
+            clip_texts(texts, self.max_text_chars),
             max_length=self.max_length,
             batch_size=self.batch_size,
             device=self.device,
@@ -135,38 +145,16 @@ class IntentModel:
 
         Defined results for bad rows: a missing, non-string or blank text gets label
         ``oos_label``, confidence 0.0 and raw_label ""; huge texts are cut to
-        ``max_text_chars`` characters and ``max_length`` tokens.
+        ``max_text_chars`` characters and ``max_length`` tokens
+        (:func:`ml.models.intent.inference.predictions_frame`).
         """
-        valid = [isinstance(t, str) and t.strip() != "" for t in texts]
-        good = [t for t, ok in zip(texts, valid, strict=True) if ok]
-        probs = self.predict_proba(good) if good else np.zeros((0, len(self.labels)))
-        out = pd.DataFrame(
-            {
-                "label": [self.oos_label] * len(texts),
-                "confidence": np.zeros(len(texts), dtype=np.float64),
-                "raw_label": [""] * len(texts),
-            }
+        return predictions_frame(
+            texts,
+            self.predict_proba,
+            labels=self.labels,
+            threshold=self.threshold,
+            oos_label=self.oos_label,
         )
-        if good:
-            rows = np.flatnonzero(valid)
-            raw = probs.argmax(axis=1)
-            conf = probs.max(axis=1).astype(np.float64)
-            raw_labels = [self.labels[i] for i in raw]
-            out.loc[rows, "raw_label"] = raw_labels
-            out.loc[rows, "confidence"] = conf
-            out.loc[rows, "label"] = apply_threshold(
-                raw_labels, conf, self.threshold, self.oos_label
-            )
-        return out
-
-
-def apply_threshold(
-    raw_labels: Sequence[str], confidence: np.ndarray, threshold: float, oos_label: str
-) -> list[str]:
-    """Predictions whose confidence is below the threshold become ``oos_label``."""
-    return [
-        oos_label if c < threshold else lab for lab, c in zip(raw_labels, confidence, strict=True)
-    ]
 
 
 def predict_proba(
@@ -179,25 +167,29 @@ def predict_proba(
     device: torch.device | None = None,
     show_progress: bool = False,
 ) -> np.ndarray:
-    from ml.core.progress import progress
-
     device = device or next(net.parameters()).device
-    n_labels = net.head.out_features
-    if len(texts) == 0:
-        return np.zeros((0, n_labels), dtype=np.float32)
-    ids = tokenize(tokenizer, texts, max_length)
-    out = np.zeros((len(texts), n_labels), dtype=np.float32)
+
+    def score(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        ids_t, mask_t = torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device)
+        with autocast(device):
+            logits = net(ids_t, mask_t)
+        return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
     was_training = net.training
     net.eval()
-    batches = sorted_batches([len(x) for x in ids], batch_size)
-    with torch.inference_mode():
-        for batch in progress(batches, desc="scoring", unit="batch", disable=not show_progress):
-            input_ids, mask = pad_batch([ids[i] for i in batch], tokenizer.pad_token_id or 0)
-            with autocast(device):
-                logits = net(input_ids.to(device), mask.to(device))
-            out[batch] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-    net.train(was_training)
-    return out
+    try:
+        with torch.inference_mode():
+            return batched_proba(
+                tokenizer,
+                texts,
+                score,
+                n_labels=net.head.out_features,
+                max_length=max_length,
+                batch_size=batch_size,
+                show_progress=show_progress,
+            )
+    finally:
+        net.train(was_training)
 
 
 def autocast(device: torch.device) -> Any:

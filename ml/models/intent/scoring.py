@@ -37,12 +37,17 @@ SCORE_COLUMNS = (
 
 
 def load_intent_model(model: Any) -> Any:
-    """A local bundle folder, an MLflow pyfunc folder, a models:/ or runs:/ URI, or an already
-    loaded model (IntentModel or PyFuncModel) -> something with .predict."""
+    """A local bundle folder, an ONNX export folder, an MLflow pyfunc folder, a models:/ or
+    runs:/ URI, or an already loaded model (IntentModel, OnnxIntentModel or PyFuncModel) ->
+    something with .predict."""
     if not isinstance(model, str | Path):
         return model
     from ml.models.intent.model import IntentModel, is_bundle
+    from ml.models.intent.onnx_model import is_onnx_export, load_onnx_intent_model
 
+    # First: an export carries the bundle's meta file too (but no torch weights).
+    if Path(model).is_dir() and is_onnx_export(model):
+        return load_onnx_intent_model(model)
     if Path(model).is_dir() and is_bundle(model):
         return IntentModel.load(model)
     if Path(model).is_dir() and not (Path(model) / "MLmodel").is_file():
@@ -62,8 +67,9 @@ def load_intent_model(model: Any) -> Any:
 def predict_texts(model: Any, texts: list[Any]) -> pd.DataFrame:
     """Contract output (label, confidence, raw_label) for any supported model object."""
     from ml.models.intent.model import IntentModel
+    from ml.models.intent.onnx_model import OnnxIntentModel
 
-    if isinstance(model, IntentModel):
+    if isinstance(model, IntentModel | OnnxIntentModel):
         return model.predict(texts)
     return pd.DataFrame(model.predict(pd.DataFrame({"text": texts}))).reset_index(drop=True)
 
