@@ -19,6 +19,9 @@ Ranking (one held-out target per user, full-catalogue ranking)
     :func:`rank_targets` gives each target's 1-based rank among all items minus the user's
     history, ties at their expected rank; ``recall@k``, ``ndcg@k`` and ``mrr`` follow from ranks.
     Coverage and popularity bias read the top-N lists.
+
+Online agreement (shadow traffic: the champion answers, the challenger predicts the same input)
+    Intent: ``accuracy`` of "the two labels are equal". Recommender: :func:`top_k_overlap`.
 """
 
 from __future__ import annotations
@@ -284,3 +287,17 @@ def centroid_cosine_distance(ref: np.ndarray, cur: np.ndarray) -> float:
     a, b = ref.mean(axis=0), cur.mean(axis=0)
     denom = float(np.linalg.norm(a) * np.linalg.norm(b))
     return 0.0 if denom == 0 else float(1.0 - np.dot(a, b) / denom)
+
+
+# ----------------------------------------------------------------------------- online agreement
+
+
+def top_k_overlap(a: Sequence[Sequence[Any]], b: Sequence[Sequence[Any]]) -> np.ndarray:
+    """Per pair of top-k lists: the items they share over the longer list's length (1 = the same
+    items in any order, 0 = disjoint; two empty lists agree)."""
+    out = np.ones(len(a), dtype=np.float64)
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        longer = max(len(x), len(y))
+        if longer:
+            out[i] = len(set(x) & set(y)) / longer
+    return out

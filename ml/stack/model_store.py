@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 PREVIOUS = "previous-champion"
+# The version the gate last compared with the champion: what serving runs in shadow.
+CHALLENGER = "challenger"
 REGISTRATION_FILE = "registration.json"
 # On a model version: {dataset: [partition dates]} it was trained on (drift's reference data,
 # the gate's "new data" slice).

@@ -14,8 +14,10 @@ import pytest
 
 from ml import cli
 from ml.core.config import Params
+from ml.core.prediction_log import write_partitions
 from ml.release import registry
 from ml.release.gate.run import run_gate
+from tests.gate.test_online_agreement import record
 
 ORDER_ONLY = {"keywords": {"order": "track_order"}}
 ORDER_AND_REFUND = {"keywords": {"order": "track_order", "refund": "get_refund"}}
@@ -47,6 +49,7 @@ def make_params(root: Path, uri: str, name: str) -> Params:
                 "reports": str(root / "reports"),
             },
             "mlflow": {"tracking_uri": uri, "intent_model_name": name},
+            "serving": {"prediction_log_dir": str(root / "predictions")},
             "gate": {
                 "bootstrap_resamples": 1000,
                 "latency_rows": 64,
@@ -112,9 +115,28 @@ def test_gate_then_promote_then_reject(
     assert registry.status(client, model_name)["champion"] == v1
 
     v2 = challenger(params, log_toy, ORDER_AND_REFUND)
+    # v2 served in shadow beside champion v1: it agreed on 3 of 4 texts.
+    write_partitions(
+        params.serving.prediction_log_dir,
+        [
+            record(f"q{i}", role, version, {"text": f"t{i}"}, {"label": label})
+            for i in range(4)
+            for role, version, label in [
+                ("champion", v1, "track_order"),
+                ("shadow", v2, "track_order" if i else "get_refund"),
+            ]
+        ],
+    )
+    # What evaluate's check of an ONNX export leaves on the version (tests/intent/test_onnx_model).
+    for key, value in {"": "onnx-int8", "_accuracy_delta": "-0.0009", "_ok": "true"}.items():
+        client.set_model_version_tag(model_name, v2, f"shopflow.fast_variant{key}", value)
     assert run_cli(monkeypatch, params, tmp_path, "gate", "intent") == 0
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["decision"] == "promote", result["reasons"]
+    assert result["online_agreement"]["value"] == 0.75
+    gate_md = (params.paths.reports / "intent" / "gate.md").read_text()
+    assert "75.0% label agreement" in gate_md
+    assert "onnx-int8: test accuracy -0.09% against the model; served" in gate_md
     report = json.loads((params.paths.reports / "intent" / "gate.json").read_text())
     assert report["context"]["champion_version"] == v1 and not report["first_run"]
     measured = {e["metric"]: e for e in report["estimates"] if e["slice"] == "all"}
@@ -125,6 +147,8 @@ def test_gate_then_promote_then_reject(
     assert behaviour["challenger"]["n_failed"] - behaviour["champion"]["n_failed"] <= 2
     tags = client.get_model_version(model_name, v2).tags
     assert tags["gate.decision"] == "promote" and tags["gate.champion_version"] == v1
+    assert tags["gate.online_agreement"] == "0.7500"
+    assert str(client.get_model_version_by_alias(model_name, "challenger").version) == v2
     run_id = json.loads((params.paths.models / "intent" / "registration.json").read_text())[
         "run_id"
     ]

@@ -307,6 +307,18 @@ def _version_tags(
     return tags
 
 
+def _fast_variant_line(tags: dict[str, str]) -> str | None:
+    """What evaluate's accuracy check of the version's fast export found (its version tags),
+    so the report says which variant serving will run; None when there is no export."""
+    variant = tags.get("shopflow.fast_variant")
+    if not variant:
+        return None
+    delta = tags.get("shopflow.fast_variant_accuracy_delta")
+    measured = f"test accuracy {float(delta):+.2%} against the model" if delta else "not measured"
+    used = "served" if tags.get("shopflow.fast_variant_ok") == "true" else "not served (torch is)"
+    return f"{variant}: {measured}; {used}"
+
+
 def run_gate(family: str, params: Params, client: Any = None) -> dict[str, Any]:
     """Gate the challenger in registration.json against the current champion: load both from
     the registry, score both with the family's scorer, run the behavioural checks, decide;
@@ -329,6 +341,9 @@ def run_gate(family: str, params: Params, client: Any = None) -> dict[str, Any]:
     }
     if champion_mv is not None and str(champion_mv.version) == version:
         return _already_champion(family, name, version)
+    fast = _fast_variant_line(client.get_model_version(name, version).tags)
+    if fast:
+        context["fast variant (checked by evaluate)"] = fast
     scored = _score_both(fam, params, name, version, champion_mv)
     if scored.notes is not None:
         context["notes"] = scored.notes
@@ -336,6 +351,15 @@ def run_gate(family: str, params: Params, client: Any = None) -> dict[str, Any]:
         fam, params, scored.test, scored.challenger_model, scored.champion_model
     )
     reports = behaviour.pop("_reports") if behaviour else None
+    online = None
+    if champion_mv is not None:
+        from ml.release.gate.online import describe, online_agreement
+
+        online = online_agreement(
+            params.serving.prediction_log_dir, family, str(champion_mv.version), version
+        )
+        if online is not None:
+            context["online agreement (shadow traffic)"] = describe(online)
     fam_cfg = getattr(params.gate, family)
     decision = decide(
         scored.challenger,
@@ -351,7 +375,11 @@ def run_gate(family: str, params: Params, client: Any = None) -> dict[str, Any]:
         for path in paths.values():
             client.log_artifact(reg["run_id"], path, artifact_path="gate")
     tags = _version_tags(decision, fam_cfg, context["champion_version"], behaviour)
+    if online is not None:
+        tags["gate.online_agreement"] = f"{online['value']:.4f}"
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
+    with stack_errors_explained(f"setting alias {model_store.CHALLENGER} on {name} v{version}"):
+        client.set_registered_model_alias(name, model_store.CHALLENGER, version)
     log.info("gate %s v%s: %s", name, version, decision.decision)
-    return _summary(family, name, version, decision, paths)
+    return {**_summary(family, name, version, decision, paths), "online_agreement": online}
