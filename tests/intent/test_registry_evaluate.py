@@ -62,6 +62,15 @@ def test_evaluate_writes_metrics_predictions_and_tags(trained: dict[str, Any]) -
         assert key in metrics
     assert set(metrics["baselines"]) == {"majority_class", "frozen_encoder_logreg"}
     assert metrics["oos"]["oos_recall"] is not None  # the tiny data has out_of_scope rows
+    # The trade-off's chosen point is the threshold in use, and agrees with the oos section.
+    tradeoff = metrics["oos_tradeoff"]
+    chosen = tradeoff["chosen"]
+    assert tradeoff["policy"] == "rejection_precision" and tradeoff["n_oos"] > 0
+    assert chosen["threshold"] == metrics["oos_threshold"]
+    assert chosen["oos_recall"] == metrics["oos"]["oos_recall"]
+    assert chosen["interval"]["oos_recall"]["low"] <= chosen["oos_recall"]
+    assert chosen["oos_recall"] <= chosen["interval"]["oos_recall"]["high"]
+    assert len(tradeoff["curve"]) >= 51 and (reports / "diagnostics" / "oos_tradeoff.png").is_file()
     assert 0 <= metrics["ece"] <= 1
     preds = pd.read_parquet(reports / "predictions.parquet")
     assert tuple(preds.columns[: len(PREDICTION_COLUMNS)]) == PREDICTION_COLUMNS

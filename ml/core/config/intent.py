@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,8 +68,22 @@ class IntentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     train: IntentTrainConfig = Field(default_factory=IntentTrainConfig)
-    # Out-of-scope: pick the confidence threshold on validation data for this precision.
+    # Out-of-scope: how the confidence threshold is chosen on validation data
+    # (ml/models/intent/oos.py). rejection_precision: the largest threshold whose rejections
+    # are right at least oos_target_precision of the time (needs no out-of-scope rows);
+    # oos_recall: the smallest catching oos_target_recall of out-of-scope rows; max_in_scope_loss:
+    # the largest losing at most oos_max_in_scope_loss in-scope accuracy; cost: the cheapest when
+    # a missed out-of-scope utterance costs oos_cost_ratio wrong in-scope answers. The last three
+    # need out-of-scope rows in validation (none: rejection_precision; fewer than
+    # oos_min_val_rows: a warning).
+    oos_policy: Literal["rejection_precision", "oos_recall", "max_in_scope_loss", "cost"] = (
+        "rejection_precision"
+    )
     oos_target_precision: float = Field(0.95, gt=0, le=1)
+    oos_target_recall: float = Field(0.8, gt=0, le=1)
+    oos_max_in_scope_loss: float = Field(0.01, ge=0, le=1)
+    oos_cost_ratio: float = Field(1.0, gt=0)
+    oos_min_val_rows: int = Field(30, ge=1)
     oos_label: str = "out_of_scope"
     # Texts longer than this many characters are cut before tokenising (a defined result for
     # huge inputs; the tokenizer would truncate to max_length tokens anyway).

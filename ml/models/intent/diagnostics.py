@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -153,4 +154,38 @@ def _write_misclassified_sample(
     )
     path = out_dir / "misclassified_sample.csv"
     sample.sort_values("confidence", ascending=False).to_csv(path, index=False)
+    return path
+
+
+def plot_oos_tradeoff(out_dir: Path, report: dict[str, Any], title: str) -> Path:
+    """The out-of-scope trade-off (ml.models.intent.oos.operating_point_report): in-scope
+    accuracy against out-of-scope recall (or rejection rate, without out-of-scope rows), and the
+    three rates per threshold, with the model's threshold marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve, chosen = report["curve"], report["chosen"]
+    across = "oos_recall" if report["n_oos"] else "rejection_rate"
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    left.plot([p[across] for p in curve], [p["in_scope_accuracy"] for p in curve], marker=".")
+    left.scatter([chosen[across]], [chosen["in_scope_accuracy"]], color="red", zorder=3,
+                 label=f"threshold {chosen['threshold']:.3f}")  # fmt: skip
+    left.set_xlabel(across.replace("_", " "))
+    left.set_ylabel("in-scope accuracy")
+    left.legend()
+    thresholds = [p["threshold"] for p in curve]
+    for key in ("in_scope_accuracy", "oos_recall", "rejection_rate"):
+        values = [p[key] for p in curve]
+        if all(v is not None for v in values):
+            right.plot(thresholds, values, label=key.replace("_", " "))
+    right.axvline(chosen["threshold"], color="red", linestyle="--")
+    right.set_xlabel("confidence threshold")
+    right.legend()
+    fig.suptitle(f"out-of-scope trade-off ({title}, {report['n_oos']} out-of-scope rows)")
+    fig.tight_layout()
+    path = out_dir / "oos_tradeoff.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
     return path

@@ -95,6 +95,7 @@ class _Scored:
     y_true: list[str]
     raw: list[str]
     confidence: np.ndarray
+    meta: dict[str, Any]  # the bundle's intent_meta.json
 
 
 @dataclass
@@ -294,6 +295,7 @@ def _score_test_split(models_dir: Path, test_df: pd.DataFrame) -> _Scored:
         y_true=pred["label"].tolist(),
         raw=pred["raw_predicted"].tolist(),
         confidence=pred["confidence"].to_numpy(),
+        meta=json.loads((models_dir / "model" / "intent_meta.json").read_text(encoding="utf-8")),
     )
 
 
@@ -337,7 +339,7 @@ def _evaluation_metrics(
     baselines: _Baselines,
 ) -> dict[str, Any]:
     """The content of metrics.json."""
-    from ml.models.intent.oos import oos_metrics
+    from ml.models.intent.oos import oos_metrics, operating_point_report
 
     threshold = scored.model.threshold
     over_frozen, over_majority = baselines.over_frozen, baselines.over_majority
@@ -355,6 +357,20 @@ def _evaluation_metrics(
             threshold,
             params.intent.oos_label,
         ),
+        # The whole trade-off on test and the chosen point with intervals (the diagnostics plot
+        # oos_tradeoff.png); the threshold was chosen on validation by intent.oos_policy.
+        "oos_tradeoff": {
+            # Older bundles have no oos_policy: they were all rejection_precision.
+            "policy": scored.meta.get("oos_policy", "rejection_precision"),
+            **operating_point_report(
+                scored.confidence,
+                scored.y_true,
+                scored.raw,
+                threshold=threshold,
+                oos_label=params.intent.oos_label,
+                seed=params.seed,
+            ),
+        },
         "baselines": {
             "majority_class": {"label": baselines.majority, **baselines.majority_metrics},
             "frozen_encoder_logreg": {
@@ -395,7 +411,9 @@ def _write_reports(
     reports_dir.mkdir(parents=True, exist_ok=True)
     (reports_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     scored.frame.to_parquet(reports_dir / "predictions.parquet", index=False)
-    return write_diagnostics(
+    from ml.models.intent.diagnostics import plot_oos_tradeoff
+
+    files = write_diagnostics(
         reports_dir / "diagnostics",
         texts=test_df["text"].tolist(),
         y_true=scored.y_true,
@@ -405,6 +423,8 @@ def _write_reports(
         title="test",
         seed=params.seed,
     )
+    tradeoff = plot_oos_tradeoff(reports_dir / "diagnostics", metrics["oos_tradeoff"], "test")
+    return {**files, "oos_tradeoff": tradeoff}
 
 
 def model_base(models_dir: Path, configured: Path | None = None) -> Path:

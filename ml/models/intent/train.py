@@ -538,22 +538,30 @@ def _write_best_bundle(
     import torch
 
     from ml.models.intent.model import save_bundle
-    from ml.models.intent.oos import choose_threshold
+    from ml.models.intent.oos import choose_operating_point
 
     intent = run.params.intent
     run.net.load_state_dict(torch.load(run.files.best, map_location=run.device, weights_only=True))
     val, val_probs = _evaluate_val(run)
     raw_val = [run.data.labels[i] for i in val_probs.argmax(axis=1)]
-    oos = choose_threshold(
+    oos = choose_operating_point(
         val_probs.max(axis=1),
         run.data.val_true,
         raw_val,
-        target_precision=intent.oos_target_precision,
+        policy=intent.oos_policy,
         oos_label=intent.oos_label,
+        target_precision=intent.oos_target_precision,
+        target_recall=intent.oos_target_recall,
+        max_in_scope_loss=intent.oos_max_in_scope_loss,
+        cost_ratio=intent.oos_cost_ratio,
+        min_oos_rows=intent.oos_min_val_rows,
     )
+    if oos["warning"]:
+        log.warning("out-of-scope threshold: %s", oos["warning"])
     meta = {
         "labels": run.data.labels,
         "threshold": oos["threshold"],
+        "oos_policy": oos["policy"],
         "max_length": run.cfg.max_length,
         "oos_label": intent.oos_label,
         "max_text_chars": intent.max_text_chars,
@@ -676,7 +684,7 @@ def _log_fit_result(result: dict[str, Any]) -> None:
             "best_val_accuracy": result["val_accuracy"],
             "best_epoch": result["best_epoch"],
             "oos_threshold": result["oos"]["threshold"],
-            "val_rejection_rate": result["oos"]["rejection_rate"],
+            "val_rejection_rate": result["oos"]["validation"]["rejection_rate"],
             "train_seconds": result["train_seconds"],
             "pad_fraction": result["padding"]["pad_fraction"],
         }
