@@ -60,6 +60,19 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def use_bf16(device: torch.device, precision: str) -> bool:
+    """Whether a trainer runs its forward pass under bf16 autocast. ``auto``: on CUDA devices
+    that support bf16 (on CPU fp32 is faster); ``bf16``: on any device (CPU autocast runs the
+    same code path a GPU does, which is how the tests exercise it); ``fp32``: never."""
+    import torch
+
+    if precision == "fp32":
+        return False
+    if precision == "bf16":
+        return True
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
 def mean_pool(last_hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Average the token vectors that are not padding (how MiniLM was trained to be used)."""
     mask = attention_mask.unsqueeze(-1).to(last_hidden.dtype)

@@ -67,6 +67,17 @@ def test_checkpoint_resume(world, world_vectors, tmp_path) -> None:  # type: ign
     assert second["curves"][0] == first["curves"][0]
 
 
+def test_bf16_precision_takes_the_autocast_path_on_the_cpu(world, world_vectors, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = RecommenderTrainConfig(
+        dim=8, epochs=1, batch_size=256, n_user_clusters=2, precision="bf16"
+    )
+    _, first = fit(world, world_vectors, cfg, tmp_path)
+    assert first["bf16"] is True
+    _, second = fit(world, world_vectors, cfg.model_copy(update={"epochs": 2}), tmp_path)
+    assert second["epochs_run"] == 2 and second["bf16"] is True  # resumed from the bf16 checkpoint
+    assert all(np.isfinite(row["train_loss"]) for row in second["curves"])
+
+
 def test_sampled_softmax_trains(world, world_vectors, tmp_path) -> None:  # type: ignore[no-untyped-def]
     cfg = RecommenderTrainConfig(
         dim=16, epochs=3, batch_size=128, loss="sampled", learning_rate=5e-3, n_user_clusters=2

@@ -19,6 +19,9 @@ class IntentTrainConfig(BaseModel):
     )
     batch_size: int = Field(32, ge=1)
     grad_accum_steps: int = Field(1, ge=1)
+    # auto: bf16 autocast on a CUDA device that supports it, else fp32; bf16: on any device
+    # (CPU autocast runs the GPU's code path); fp32: never.
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
     learning_rate: float = Field(
         1e-4,
         gt=0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,8 +33,11 @@ class RecommenderTrainConfig(BaseModel):
     # auto = full up to full_softmax_max_items items (cheap on CPU for a few thousand items).
     loss: str = Field("auto", pattern="^(auto|full|sampled)$")
     full_softmax_max_items: int = Field(10_000, ge=1)
-    # null = cuda when available, else cpu; bf16 autocast is used on cuda only.
+    # null = cuda when available, else cpu.
     device: str | None = None
+    # auto: bf16 autocast on a CUDA device that supports it, else fp32; bf16: on any device
+    # (CPU autocast runs the GPU's code path); fp32: never.
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
     # CPU threads for training (null = torch's default). The model is small: one thread avoids
     # the oversubscription that makes it 10-20x slower on a shared machine.
     cpu_threads: int | None = Field(1, ge=1)

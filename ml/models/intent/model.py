@@ -192,10 +192,11 @@ def predict_proba(
         net.train(was_training)
 
 
-def autocast(device: torch.device) -> Any:
-    """bf16 autocast on CUDA; a no-op context on CPU (fp32 is faster there)."""
-    enabled = device.type == "cuda"
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+def autocast(device: torch.device, enabled: bool | None = None) -> Any:
+    """bf16 autocast; by default on CUDA only (a no-op context on CPU, where fp32 is faster).
+    Training passes ``enabled`` from ``intent.train.precision``."""
+    on = device.type == "cuda" if enabled is None else enabled
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on)
 
 
 def embed_texts(

@@ -179,6 +179,13 @@ class _FitState:
     def cfg(self) -> IntentTrainConfig:
         return self.params.intent.train
 
+    @property
+    def bf16(self) -> bool:
+        """Forward passes under bf16 autocast (intent.train.precision)."""
+        from ml.models.encoders import use_bf16
+
+        return use_bf16(self.device, self.cfg.precision)
+
 
 @dataclass
 class _EpochStats:
@@ -471,7 +478,7 @@ def _train_batch(
         mask.to(run.device),
         run.data.y_train[batch].to(run.device),
     )
-    with autocast(run.device):
+    with autocast(run.device, enabled=run.bf16):
         logits = run.net(input_ids, mask)
     loss = loss_fn(logits.float(), target)
     (loss / run.cfg.grad_accum_steps).backward()
@@ -600,6 +607,7 @@ def _fit_summary(
         "oos": oos,
         "history": run.history,
         "device": str(run.device),
+        "bf16": run.bf16,
         "padding": padding_stats(
             data.lengths,
             length_grouped_batches(

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ml.core.metrics import metrics_from_ranks, rank_targets, summarize
 from ml.core.progress import progress
 from ml.models.encoders import pick_device, resolve_model_path
+from ml.models.encoders import use_bf16 as bf16_for
 from ml.models.recommender.data import RecData, load_recsys, training_pairs
 from ml.models.recommender.features import assign_clusters, encode_items, fit_user_clusters
 from ml.models.recommender.model import Recommender, SeqRecNet, pad_histories
@@ -286,7 +287,7 @@ def _fit(
     # epoch order this generator; a rerun with the same seed is bit-identical.
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    use_bf16 = bf16_for(device, cfg.precision)
     n_items = data.n_items
     counts = data.train_counts()
     centroids, targets, pairs = _training_pairs(data, text_vectors, cfg)
