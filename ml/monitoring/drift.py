@@ -10,7 +10,11 @@ Signals
               embedding-centroid shift (cosine distance between mean sentence embeddings).
   events:     item popularity (total variation over items), category mix (total variation),
               share of interactions on items the reference never saw.
-Drift is declared when any signal passes its threshold (:class:`DriftThresholds`).
+  served:     with a prediction log (``serving.prediction_log_dir``), the utterance signals again
+              between the reference and what the online champion was asked in the newest
+              ``recent_days`` days, its answers standing in for labels (``served_*``).
+Drift is declared when any signal passes its threshold (:class:`DriftThresholds`; a served_*
+signal uses its namesake's).
 """
 
 from __future__ import annotations
@@ -130,6 +134,28 @@ def champion_confidence(
         "champion_confidence_current": conf["current"],
         "champion_confidence_drop": conf["reference"] - conf["current"],
     }
+
+
+def served_utterances(params: Params, recent_days: int) -> pd.DataFrame:
+    """What the online champion was asked (``text``) and answered (``intent``) in the newest
+    ``recent_days`` days of the prediction log (ml.core.prediction_log; texts already scrubbed
+    of personal data); empty when nothing was served."""
+    from datetime import timedelta
+
+    from ml.core.prediction_log import read_prediction_log
+
+    log = read_prediction_log(params.serving.prediction_log_dir, "intent")
+    log = log[log["role"] == "champion"]
+    if log.empty:
+        return pd.DataFrame({"text": [], "intent": []})
+    since = log["ts"].max().date() - timedelta(days=recent_days - 1)
+    rows = log[log["ts"].dt.date >= since]
+    return pd.DataFrame(
+        {
+            "text": [json.loads(i).get("text") for i in rows["input"]],
+            "intent": [json.loads(o).get("label") for o in rows["output"]],
+        }
+    ).dropna()
 
 
 def recommender_signals(
@@ -277,16 +303,33 @@ def check_drift(
         )
         if use_champion and trained_on is not None:
             result["signals"].update(champion_confidence(params, ref, cur, sample))
+    if family == "intent" and selection.reference["utterances"]:
+        # Real traffic, when the server logged some: the same signals against the reference,
+        # with the champion's answers standing in for labels (served_*; same thresholds).
+        served = served_utterances(params, recent_days)
+        if len(served):
+            ref = read_partitions(
+                [
+                    dated_partitions(params.paths.validated, "utterances")[d]
+                    for d in selection.reference["utterances"]
+                ]
+            )
+            signals = intent_signals(
+                ref, served, model_path=model_path, sample=sample, seed=params.seed
+            )
+            result["signals"].update({f"served_{k}": v for k, v in signals.items()})
+            result["served_rows"] = len(served)
     else:
         ref, cur = _frames(params, selection, "events")
         cat_ref, cat_cur = _frames(params, selection, "catalog")
         result["signals"] = recommender_signals(ref, cur, cat_ref, cat_cur)
     limits = thresholds.model_dump()
     result["thresholds"] = limits
+    limit_of = {**limits, **{f"served_{k}": v for k, v in limits.items()}}
     result["exceeded"] = [
-        f"{name} {value:.4f} >= {limits[name]}"
+        f"{name} {value:.4f} >= {limit_of[name]}"
         for name, value in result["signals"].items()
-        if name in limits and value >= limits[name]
+        if name in limit_of and value >= limit_of[name]
     ]
     result["drifted"] = bool(result["exceeded"])
     out = params.paths.reports / "drift" / f"{family}.json"

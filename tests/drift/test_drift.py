@@ -163,3 +163,30 @@ def test_cli_refuses_unknown_threshold(tmp_path: Path, monkeypatch: pytest.Monke
     _isolate(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match="threshold"):
         run_step(["drift", "intent", "--params", "none.yaml", "--threshold", "bogus=1"])
+
+
+def test_served_traffic_from_the_prediction_log_is_compared_too(
+    tmp_path: Path, shop_days: dict[str, Path], tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Landing holds a same-distribution day, but the server was asked the drifted day's
+    utterances: the served_* signals see it."""
+    import json
+
+    from ml.core.prediction_log import PredictionRecord, write_partitions
+
+    project = make_project(tmp_path, shop_days, "same")
+    asked = drift.read_partitions(sorted((shop_days["drifted"] / "utterances").glob("date=*")))
+    write_partitions(
+        project / "data" / "predictions",
+        [
+            PredictionRecord(f"r{i}", "intent", "intent-classifier", "1", role,
+                             json.dumps({"text": text}), json.dumps({"label": label}), 5.0)
+            for i, (text, label) in enumerate(zip(asked["text"], asked["intent"], strict=True))
+            for role in ("champion", "shadow")  # the shadow's rows are not what was served
+        ],
+    )  # fmt: skip
+    result = _check(project, "intent", tiny_bert_dir, monkeypatch)
+    assert result["served_rows"] == len(asked)
+    assert result["signals"]["label_tv"] < 0.12 <= result["signals"]["served_label_tv"]
+    assert result["drifted"] is True
+    assert any(line.startswith("served_label_tv") for line in result["exceeded"])
