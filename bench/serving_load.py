@@ -115,7 +115,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--poll-interval", type=float, help="serving.poll_interval_s override")
     parser.add_argument("--no-swap", action="store_true")
     parser.add_argument(
-        "--servers", default="shopflow,mlflow", help="which to run (swap: with shopflow)"
+        "--servers",
+        default="shopflow,shopflow-torch,mlflow",
+        help="which to run (swap: with shopflow; shopflow-torch: serving.fast_variant=off)",
     )
     parser.add_argument("--ready-timeout", type=float, default=600.0)
     return parser.parse_args(argv)
@@ -169,8 +171,11 @@ def build_store(args: argparse.Namespace, workdir: Path, env: dict[str, str]) ->
         "validate": ["validate", "--dataset", "utterances"],
         "preprocess": ["preprocess", "intent"],
         "train_v1": ["train", "intent", "--no-resume"],
+        # Evaluate checks the ONNX export and tags the version (what serving's auto reads).
+        "evaluate_v1": ["evaluate", "intent"],
         # A second version for the swap: same recipe, another seed.
         "train_v2": ["train", "intent", "--no-resume", "--set", "intent.train.seed=14"],
+        "evaluate_v2": ["evaluate", "intent"],
         "promote_v1": ["registry", "promote", "intent", "--version", "1", "--force"],
     }
     seconds = {}
@@ -424,15 +429,17 @@ def measure(server: Server, target: Target, texts: list[str], users: int, args: 
 # ----------------------------------------------------------------------------- swap
 
 
-def served_version(server: Server, token: str) -> str | None:
+def served_model(server: Server, token: str) -> dict[str, Any]:
     reply = requests.get(
         server.url + "/v1/models", headers={"Authorization": f"Bearer {token}"}, timeout=5
     )
     reply.raise_for_status()
-    for model in reply.json()["models"]:
-        if model["family"] == "intent":
-            return None if model["version"] is None else str(model["version"])
-    return None
+    return next((m for m in reply.json()["models"] if m["family"] == "intent"), {})
+
+
+def served_version(server: Server, token: str) -> str | None:
+    version = served_model(server, token).get("version")
+    return None if version is None else str(version)
 
 
 def wait_served(server: Server, token: str, version: str, timeout: float) -> float:
@@ -539,12 +546,15 @@ def print_table(out: dict[str, Any]) -> None:
     model = out["model"]
     print(f"\nintent model {model['name']} v{model['version']}, one utterance per request; "
           f"{out['machine']['cpus']} CPUs shared by server and load generator")  # fmt: skip
-    head = f"{'server':<10}{'users':>6}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+    head = (
+        f"{'server (variant)':<28}{'users':>6}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+    )
     print(head + f"{'max ms':>9}{'failed':>8}{'RSS MiB':>9}")
     for name, server in out["servers"].items():
+        label = f"{name} ({server['variant']})" if server.get("variant") else name
         for row in server["levels"]:
             print(
-                f"{name:<10}{row['users']:>6}{row['rps']:>9}{row['p50_ms']!s:>9}"
+                f"{label:<28}{row['users']:>6}{row['rps']:>9}{row['p50_ms']!s:>9}"
                 f"{row['p95_ms']!s:>9}{row['p99_ms']!s:>9}{row['max_ms']!s:>9}"
                 f"{row['failures']:>8}{server['rss_peak_mb']:>9.0f}"
             )
@@ -568,7 +578,15 @@ def registry_status(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
     return run_ml(["registry", "status", "intent"], workdir, env, [])
 
 
-def bench_shopflow(ctx: dict[str, Any], texts: list[str], status: dict[str, Any]) -> dict:
+def bench_shopflow(
+    ctx: dict[str, Any],
+    texts: list[str],
+    status: dict[str, Any],
+    fast_variant: str = "auto",
+    with_swap: bool = True,
+) -> dict:
+    """Our server; fast_variant "off" serves the torch model even when the version has a
+    checked ONNX export (the same model code as mlflow models serve runs)."""
     args, workdir, env = ctx["args"], ctx["workdir"], ctx["env"]
     token = secrets.token_hex(16)
     cmd = [sys.executable, "-m", "ml", "serve", "--params", str(REPO / "params.yaml")]
@@ -579,6 +597,7 @@ def bench_shopflow(ctx: dict[str, Any], texts: list[str], status: dict[str, Any]
         "serving.families=[intent]",
         f"serving.prediction_log_dir={workdir / 'predictions'}",
         f"serving.poll_interval_s={args.poll_interval_s}",
+        f"serving.fast_variant={fast_variant}",
     ):
         cmd += ["--set", entry]
     result: dict[str, Any] = {"command": " ".join(cmd[1:])}
@@ -586,15 +605,17 @@ def bench_shopflow(ctx: dict[str, Any], texts: list[str], status: dict[str, Any]
         "shopflow", cmd, {**env, "SHOPFLOW_SERVING_TOKEN": token}, workdir, "/readyz",
         args.ready_timeout,
     ) as server:  # fmt: skip
-        version = served_version(server, token)
+        served = served_model(server, token)
+        version = None if served.get("version") is None else str(served["version"])
+        result["variant"] = served.get("variant")
         if version != status["champion"]:
             raise SystemExit(f"shopflow serves v{version}, the champion is v{status['champion']}")
         target = shopflow_target(token)
         result["levels"] = [measure(server, target, texts, n, args) for n in args.levels]
         others = [v for v in map(str, status["versions"]) if v != status["champion"]]
         new = args.swap_version or (others[-1] if others else None)
-        if args.no_swap or new is None:
-            result["swap"] = None if args.no_swap else "skipped: the store has one version"
+        if args.no_swap or not with_swap or new is None:
+            result["swap"] = None if args.no_swap or not with_swap else "skipped: one version"
         else:
             print(f"[shopflow] swap v{status['champion']} -> v{new} -> back", flush=True)
             result["swap"] = swap(server, token, texts, (status["champion"], new), ctx)
@@ -655,6 +676,10 @@ def main(argv: list[str] | None = None) -> int:
     if "shopflow" in servers:
         out["servers"]["shopflow"] = bench_shopflow(ctx, texts, status)
         out["swap"] = out["servers"]["shopflow"].pop("swap")
+    if "shopflow-torch" in servers:
+        torch_only = bench_shopflow(ctx, texts, status, fast_variant="off", with_swap=False)
+        torch_only.pop("swap")
+        out["servers"]["shopflow-torch"] = torch_only
     if "mlflow" in servers:
         out["servers"]["mlflow"] = bench_mlflow(ctx, texts, status)
     print_table(out)

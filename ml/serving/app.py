@@ -337,6 +337,11 @@ class ServingState:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        if self.cfg.prediction_log and self.params.privacy.enabled:
+            from ml.validation.pii import engines
+
+            # Build the scrubber now: built on the first flush it would stall requests for seconds.
+            await asyncio.to_thread(engines, self.params.privacy)
         if self.cfg.prediction_log:
             self.writer = PredictionLogWriter(
                 self.cfg.prediction_log_dir,
