@@ -33,6 +33,7 @@ from ml.core.schemas import (
     RECOMMENDER_PYFUNC_INPUT,
     RECOMMENDER_PYFUNC_OUTPUT,
 )
+from ml.stack.model_store import FAST_VARIANT_OK_TAG, FAST_VARIANT_PATH_TAG, FAST_VARIANT_TAG
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -42,10 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Model-version tags of an intent version's fast export (see /work/notes/serving-interface.md).
-FAST_VARIANT_TAG = "shopflow.fast_variant"
-FAST_VARIANT_PATH_TAG = "shopflow.fast_variant_path"
-FAST_VARIANT_OK_TAG = "shopflow.fast_variant_ok"
 ONNX_MODULE = "ml.models.intent.onnx_model"
 
 # A recommender request as the batcher sees it: (history, k).

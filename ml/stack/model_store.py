@@ -24,6 +24,19 @@ CHAMPION = "champion"
 PREVIOUS = "previous-champion"
 # The version the gate last compared with the champion: what serving runs in shadow.
 CHALLENGER = "challenger"
+# An intent version's fast export, set by `evaluate intent` and read by the gate and serving:
+# the variant's name, its artifact path in the training run, its test accuracy minus the
+# model's, and "true" only when that passed intent.fast_variant.max_accuracy_drop.
+FAST_VARIANT_TAG = "shopflow.fast_variant"
+FAST_VARIANT_PATH_TAG = "shopflow.fast_variant_path"
+FAST_VARIANT_DELTA_TAG = "shopflow.fast_variant_accuracy_delta"
+FAST_VARIANT_OK_TAG = "shopflow.fast_variant_ok"
+FAST_VARIANT_TAGS = (
+    FAST_VARIANT_TAG,
+    FAST_VARIANT_PATH_TAG,
+    FAST_VARIANT_DELTA_TAG,
+    FAST_VARIANT_OK_TAG,
+)
 REGISTRATION_FILE = "registration.json"
 # On a model version: {dataset: [partition dates]} it was trained on (drift's reference data,
 # the gate's "new data" slice).

@@ -32,6 +32,13 @@ from ml.core.stats import paired_difference
 from ml.models.intent import baseline as base
 from ml.models.intent.data import load_labels, load_split, load_split_policy
 from ml.models.intent.scoring import SCORE_COLUMNS, frame_metrics, score_intent_model
+from ml.stack.model_store import (
+    FAST_VARIANT_DELTA_TAG,
+    FAST_VARIANT_OK_TAG,
+    FAST_VARIANT_PATH_TAG,
+    FAST_VARIANT_TAG,
+    FAST_VARIANT_TAGS,
+)
 
 if TYPE_CHECKING:
     from ml.core.config import Params
@@ -43,13 +50,6 @@ PREDICTION_COLUMNS = SCORE_COLUMNS
 MARGIN_RESAMPLES = 1000
 # Where the export goes in the training run's artifacts (serving downloads it from there).
 FAST_VARIANT_ARTIFACT = "fast_variant"
-# The model version tags serving reads (the serving interface).
-FAST_VARIANT_TAGS = (
-    "shopflow.fast_variant",
-    "shopflow.fast_variant_path",
-    "shopflow.fast_variant_accuracy_delta",
-    "shopflow.fast_variant_ok",
-)
 # At most this many test texts time the two models for the (informational) speedup.
 SPEEDUP_TEXTS = 512
 
@@ -125,15 +125,15 @@ class _FastVariant:
         return out | {"fast_variant_ok": float(self.summary["ok"])}
 
     def version_tags(self) -> dict[str, str]:
-        """The tags serving reads (notes: the serving interface); ok is "true" only when the
-        check passed and the export is in the run."""
+        """The version tags the gate and serving read (ml.stack.model_store); ok is "true" only
+        when the check passed and the export is in the run."""
         ok = bool(self.summary["ok"]) and self.folder is not None
-        tags = {"shopflow.fast_variant": self.summary["variant"]}
+        tags = {FAST_VARIANT_TAG: self.summary["variant"]}
         if self.folder is not None:
-            tags["shopflow.fast_variant_path"] = FAST_VARIANT_ARTIFACT
+            tags[FAST_VARIANT_PATH_TAG] = FAST_VARIANT_ARTIFACT
         if "accuracy_delta" in self.summary:
-            tags["shopflow.fast_variant_accuracy_delta"] = f"{self.summary['accuracy_delta']:.4f}"
-        return tags | {"shopflow.fast_variant_ok": "true" if ok else "false"}
+            tags[FAST_VARIANT_DELTA_TAG] = f"{self.summary['accuracy_delta']:.4f}"
+        return tags | {FAST_VARIANT_OK_TAG: "true" if ok else "false"}
 
 
 def _check_fast_variant(

@@ -310,12 +310,14 @@ def _version_tags(
 def _fast_variant_line(tags: dict[str, str]) -> str | None:
     """What evaluate's accuracy check of the version's fast export found (its version tags),
     so the report says which variant serving will run; None when there is no export."""
-    variant = tags.get("shopflow.fast_variant")
+    from ml.stack import model_store as ms
+
+    variant = tags.get(ms.FAST_VARIANT_TAG)
     if not variant:
         return None
-    delta = tags.get("shopflow.fast_variant_accuracy_delta")
+    delta = tags.get(ms.FAST_VARIANT_DELTA_TAG)
     measured = f"test accuracy {float(delta):+.2%} against the model" if delta else "not measured"
-    used = "served" if tags.get("shopflow.fast_variant_ok") == "true" else "not served (torch is)"
+    used = "served" if tags.get(ms.FAST_VARIANT_OK_TAG) == "true" else "not served (torch is)"
     return f"{variant}: {measured}; {used}"
 
 
