@@ -168,12 +168,13 @@ def test_evaluate_logs_the_checked_export_and_tags_the_version(
     run = client.get_run(reg["run_id"])
     assert run.data.metrics["fast_variant_accuracy"] == fast["accuracy"]
     assert "test_fast_variant_accuracy" not in run.data.metrics
-    # What serving does: download the tagged path from the version's run and load it.
-    mlflow.set_tracking_uri(params.mlflow.tracking_uri)
+    # What serving does: download the tagged path from the version's run and load it. (Not
+    # mlflow.set_tracking_uri: it exports MLFLOW_TRACKING_URI to every later test of the process.)
     local = mlflow.artifacts.download_artifacts(
         run_id=reg["run_id"],
         artifact_path=tags["shopflow.fast_variant_path"],
         dst_path=str(tmp_path / "download"),
+        tracking_uri=params.mlflow.tracking_uri,
     )
     served = load_onnx_intent_model(local)
     test = load_split(params.paths.processed, "test", load_labels(params.paths.processed))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,25 +77,26 @@ def _recommender_folder(folder: Path, seed: int) -> Path:
     return model.save(folder)
 
 
-@pytest.fixture(scope="session")
-def registry_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """An empty sqlite tracking store (schema created) and its experiment; MLFLOW_TRACKING_URI
-    points at it for the session. A server may start on it before the models are registered."""
+@contextmanager
+def using_store(uri: str) -> Iterator[None]:
+    """MLflow's tracking and registry URIs on ``uri``, then exactly as before: set_tracking_uri
+    also exports MLFLOW_TRACKING_URI, which would otherwise follow every later test of this
+    xdist process (one of them then looked for its run in this store)."""
     import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    root = tmp_path_factory.mktemp("serving-registry")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved_env = {k: os.environ.get(k) for k in names}
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    reg = Registry(uri, root, intent="intent-classifier", recommender="recommender")
-    reg.experiment = mlflow.create_experiment("serving", artifact_location=(root / "art").as_uri())
     try:
-        yield reg
+        yield
     finally:
-        for key, value in saved.items():
+        mlflow.set_tracking_uri(saved[0])
+        registry_utils._registry_uri = saved[1]
+        for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
@@ -102,14 +104,43 @@ def registry_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
 
 
 @pytest.fixture(scope="session")
+def registry_store(tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    """An empty sqlite tracking store (schema created) and its experiment. A server may start on
+    it before the models are registered."""
+    import mlflow
+
+    root = tmp_path_factory.mktemp("serving-registry")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    reg = Registry(uri, root, intent="intent-classifier", recommender="recommender")
+    with using_store(uri):
+        reg.experiment = mlflow.create_experiment(
+            "serving", artifact_location=(root / "art").as_uri()
+        )
+    return reg
+
+
+@pytest.fixture(autouse=True)
+def _serving_store(registry_store: Registry) -> Iterator[None]:
+    """Each serving test talks to the serving registry (in-process promote, rollback, loads)."""
+    with using_store(registry_store.uri):
+        yield
+
+
+@pytest.fixture(scope="session")
 def registry(registry_store: Registry, tiny_bert_dir: Path) -> Registry:
     """The registry, with aliases: intent champion v1 + challenger v2, recommender champion v1."""
+    reg, root, experiment = registry_store, registry_store.root, registry_store.experiment
+    with using_store(reg.uri):
+        _register_models(reg, root, experiment, tiny_bert_dir)
+    return reg
+
+
+def _register_models(reg: Registry, root: Path, experiment: str, tiny_bert_dir: Path) -> None:
     import mlflow
 
     from ml.models.intent.pyfunc import log_intent_pyfunc
     from ml.models.recommender.pyfunc import log_and_register
 
-    reg, root, experiment = registry_store, registry_store.root, registry_store.experiment
     for seed, role in ((0, "v1"), (1, "v2")):
         bundle = _intent_bundle(tiny_bert_dir, root / f"intent-{role}", seed)
         with mlflow.start_run(experiment_id=experiment):
@@ -139,7 +170,6 @@ def registry(registry_store: Registry, tiny_bert_dir: Path) -> Registry:
     client.set_registered_model_alias(reg.intent, "champion", reg.versions["v1"])
     client.set_registered_model_alias(reg.intent, "challenger", reg.versions["v2"])
     client.set_registered_model_alias(reg.recommender, "champion", reg.versions["rec_v1"])
-    return reg
 
 
 @dataclass

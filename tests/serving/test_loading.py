@@ -16,7 +16,7 @@ from ml.serving.loading import (
     load_served_model,
     smoke_check,
 )
-from tests.serving.conftest import Registry
+from tests.serving.conftest import Registry, using_store
 
 TEXTS = ["where is my order", "cancel my order", "refund the jacket please", "tell me a joke"]
 
@@ -31,19 +31,20 @@ def fast_version(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -
     of the same bundle, tagged as having passed the accuracy check."""
     from ml.models.intent.onnx_model import VARIANT_FP32, export
 
-    client = registry.client()
-    v1 = client.get_model_version(registry.intent, registry.versions["v1"])
-    folder = export(registry.root / "intent-v1", tmp_path_factory.mktemp("onnx") / "x", False)
-    client.log_artifacts(v1.run_id, str(folder), artifact_path="fast_variant")
-    version = client.create_model_version(registry.intent, v1.source, run_id=v1.run_id)
-    for key, value in {
-        FAST_VARIANT_TAG: VARIANT_FP32,
-        FAST_VARIANT_PATH_TAG: "fast_variant",
-        FAST_VARIANT_OK_TAG: "true",
-        "shopflow.fast_variant_accuracy_delta": "0.0",
-    }.items():
-        client.set_model_version_tag(registry.intent, version.version, key, value)
-    return client.get_model_version(registry.intent, version.version)
+    with using_store(registry.uri):  # module fixtures run before the autouse one
+        client = registry.client()
+        v1 = client.get_model_version(registry.intent, registry.versions["v1"])
+        folder = export(registry.root / "intent-v1", tmp_path_factory.mktemp("onnx") / "x", False)
+        client.log_artifacts(v1.run_id, str(folder), artifact_path="fast_variant")
+        version = client.create_model_version(registry.intent, v1.source, run_id=v1.run_id)
+        for key, value in {
+            FAST_VARIANT_TAG: VARIANT_FP32,
+            FAST_VARIANT_PATH_TAG: "fast_variant",
+            FAST_VARIANT_OK_TAG: "true",
+            "shopflow.fast_variant_accuracy_delta": "0.0",
+        }.items():
+            client.set_model_version_tag(registry.intent, version.version, key, value)
+        return client.get_model_version(registry.intent, version.version)
 
 
 def test_a_version_whose_tags_say_ok_is_served_by_its_onnx_export(
