@@ -30,7 +30,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -74,30 +73,9 @@ def overrides(args: argparse.Namespace, workdir: Path) -> list[str]:
 
 def run_pipeline(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
     """The five steps in ``workdir``; returns each step's seconds."""
-    from ml.cli import run_step
+    from intent_steps import run_intent_steps
 
-    common = ["--params", str(REPO / "params.yaml")]
-    for entry in overrides(args, workdir):
-        common += ["--set", entry]
-    steps = {
-        "ingest": ["ingest"],
-        "validate": ["validate"],
-        "preprocess": ["preprocess", "intent"],
-        "train": ["train", "intent", "--no-resume"],
-        "evaluate": ["evaluate", "intent"],
-    }
-    seconds: dict[str, float] = {}
-    cwd = Path.cwd()
-    os.chdir(workdir)
-    try:
-        for name, argv in steps.items():
-            started = time.perf_counter()
-            print(f"[hwu64] {name} ...", flush=True)
-            run_step([*argv, *common])
-            seconds[name] = round(time.perf_counter() - started, 1)
-    finally:
-        os.chdir(cwd)
-    return seconds
+    return run_intent_steps(workdir, overrides(args, workdir), "hwu64")
 
 
 def summarise(workdir: Path, step_seconds: dict[str, float] | None) -> dict[str, Any]:

@@ -97,7 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def train(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
     """The project's steps for ``name`` in ``workdir``; returns each step's seconds."""
-    from ml.cli import run_step
+    from intent_steps import run_intent_steps
 
     profile, data = DATASETS[name]
     sets = [
@@ -109,28 +109,7 @@ def train(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, float
         f"intent.train.max_train_samples={args.max_train_samples}",
         f"intent.fast_variant.intra_op_threads={args.threads}",
     ]
-    common = ["--params", str(REPO / "params.yaml")]
-    for entry in sets:
-        common += ["--set", entry]
-    steps = {
-        "ingest": ["ingest"],
-        "validate": ["validate"],
-        "preprocess": ["preprocess", "intent"],
-        "train": ["train", "intent", "--no-resume"],
-        "evaluate": ["evaluate", "intent"],
-    }
-    seconds: dict[str, float] = {}
-    cwd = Path.cwd()
-    os.chdir(workdir)
-    try:
-        for step, argv in steps.items():
-            started = time.perf_counter()
-            print(f"[{name}] {step} ...", flush=True)
-            run_step([*argv, *common])
-            seconds[step] = round(time.perf_counter() - started, 1)
-    finally:
-        os.chdir(cwd)
-    return seconds
+    return run_intent_steps(workdir, sets, name)
 
 
 def load_variants(bundle: Path, work: Path, threads: int) -> dict[str, Any]:
