@@ -87,3 +87,47 @@ def test_sampled_softmax_trains(world, world_vectors, tmp_path) -> None:  # type
     losses = [row["train_loss"] for row in summary["curves"]]
     assert losses[-1] < losses[0]
     assert summary["best_val_ndcg@10"] > 0.05  # far above chance (~10/120 items → ~0.03)
+
+
+def test_bought_together_channel_is_chosen_on_validation_saved_and_extended(
+    trained, world, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from ml.models.recommender.train import choose_transition_weight, validation_ndcg
+
+    _, _, folder = trained
+    model = Recommender.load(folder)
+    # The weight kept is the one with the best validation NDCG@10 among those tried.
+    chosen = choose_transition_weight(model, world, [0.0, 0.5, 4.0])
+    by_weight = chosen["val_ndcg@10"]
+    assert set(by_weight) == {"0.0", "0.5", "4.0"}
+    assert by_weight[str(chosen["weight"])] == max(by_weight.values())
+    assert model.transition_weight == chosen["weight"]
+    assert validation_ndcg(model, world) == pytest.approx(by_weight[str(chosen["weight"])])
+
+    # With the channel forced on and heavy, an item's most frequent successor comes first.
+    model.transitions = None
+    choose_transition_weight(model, world, [1.0])  # sets the training transitions
+    model.transition_weight = 1000.0
+    assert model.transitions is not None
+    counts = model.transitions.toarray()
+    last = int(np.argmax(counts.max(axis=1)))
+    assert int(model.top_k([[last]], 1)[0][0, 0]) == int(np.argmax(counts[last]))
+    # A history without transitions (empty) ranks as the network alone would.
+    net_only = Recommender.load(folder)
+    net_only.transition_weight = 0.0
+    assert np.allclose(model.score([[]]), net_only.score([[]]))
+
+    # Saved and loaded with the folder; new items get empty transition rows and columns.
+    model.save(tmp_path / "with-channel")
+    loaded = Recommender.load(tmp_path / "with-channel")
+    assert loaded.transition_weight == 1000.0
+    assert np.array_equal(loaded.top_k([[last], [0, 3]], 5)[0], model.top_k([[last], [0, 3]], 5)[0])
+    loaded.add_items(["NEW"], loaded.text_vectors[[0]])
+    assert loaded.transitions is not None and loaded.transitions.shape == (loaded.n_items,) * 2
+    assert loaded.score([[loaded.n_items - 1]]).shape == (1, loaded.n_items)
+
+    # Off: weights [0] drop the channel, and saving over the folder removes its file.
+    off = choose_transition_weight(loaded, world, [0.0])
+    assert off["weight"] == 0.0 and loaded.transitions is None
+    loaded.save(tmp_path / "with-channel")
+    assert Recommender.load(tmp_path / "with-channel").transitions is None

@@ -17,6 +17,14 @@ def test_model_beats_most_popular_and_co_occurrence(world, trained) -> None:  # 
     assert ndcg > 1.5 * base["most_popular"]["ndcg@10"]
     assert ndcg > base["co_occurrence"]["ndcg@10"]
     assert metrics["margin"]["ndcg@10_vs_best_baseline"] > 0
+    # Every baseline's margin: the point difference of the reported numbers, inside its paired
+    # interval; against most-popular the whole interval is above zero.
+    intervals = metrics["margin"]["ndcg@10_intervals"]
+    assert set(intervals) == set(base)
+    for name, margin in intervals.items():
+        assert margin["difference"] == pytest.approx(ndcg - base[name]["ndcg@10"])
+        assert margin["low"] <= margin["difference"] <= margin["high"]
+    assert intervals["most_popular"]["low"] > 0
     # The per-user table is the gate's contract.
     for col in (
         "user_idx",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat
 
 
 class RecommenderTrainConfig(BaseModel):
@@ -29,6 +29,15 @@ class RecommenderTrainConfig(BaseModel):
     dropout: float = Field(0.2, ge=0, lt=1)
     # Share of items whose id embedding is hidden in each training step (cold-start robustness).
     id_dropout: float = Field(0.2, ge=0, lt=1)
+    # Rank of a learned low-rank correction of the user's text profile (0 = plain cosine to the
+    # recent items' texts): it learns which texts follow which, not only which are alike.
+    text_adapter_rank: int = Field(32, ge=0)
+    # Weights tried for the "bought together" channel, log(1 + count of last item -> item in
+    # the training sequences), added to the network's score; the one with the best validation
+    # NDCG@10 is kept (0 = off). [] or [0] turns the channel off.
+    transition_weights: list[NonNegativeFloat] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0]
+    )
     # full = softmax over the whole catalog; sampled = in-batch negatives with logQ correction;
     # auto = full up to full_softmax_max_items items (cheap on CPU for a few thousand items).
     loss: str = Field("auto", pattern="^(auto|full|sampled)$")

@@ -19,6 +19,19 @@ class Scorer(Protocol):
     def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray: ...
 
 
+def transition_counts(sequences: Sequence[Sequence[int]], n_items: int) -> sparse.csr_matrix:
+    """(n_items, n_items) counts of item i directly followed by item j in the sequences."""
+    rows: list[int] = []
+    cols: list[int] = []
+    for seq in sequences:
+        seq = [int(i) for i in seq]
+        rows.extend(seq[:-1])
+        cols.extend(seq[1:])
+    data = np.ones(len(rows), dtype=np.float32)
+    # csr_matrix sums duplicate (row, col) pairs: repeated transitions count several times.
+    return sparse.csr_matrix((data, (rows, cols)), shape=(n_items, n_items))
+
+
 class MostPopular:
     """Training-set popularity, the same list for every user."""
 
@@ -41,17 +54,10 @@ class CoOccurrence:
     name = "co_occurrence"
 
     def __init__(self, sequences: Sequence[Sequence[int]], n_items: int) -> None:
-        rows: list[int] = []
-        cols: list[int] = []
-        for seq in sequences:
-            seq = [int(i) for i in seq]
-            rows.extend(seq[:-1])
-            cols.extend(seq[1:])
-        data = np.ones(len(rows), dtype=np.float32)
-        self.transitions = sparse.csr_matrix((data, (rows, cols)), shape=(n_items, n_items))
-        counts = np.bincount(
-            np.asarray(cols + [s[0] for s in sequences if len(s)], dtype=np.int64),
-            minlength=n_items,
+        self.transitions = transition_counts(sequences, n_items)
+        # Every item's count as a next item or as a sequence's first item.
+        counts = np.asarray(self.transitions.sum(axis=0)).ravel() + np.bincount(
+            np.asarray([s[0] for s in sequences if len(s)], dtype=np.int64), minlength=n_items
         ).astype(np.float32)
         self.backoff = 0.5 * counts / max(float(counts.max(initial=0.0)), 1.0)
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ml.core import metrics as m
 from ml.core.errors import InputError
+from ml.core.stats import paired_difference
 from ml.models.recommender.baselines import CoOccurrence, MostPopular, Scorer, TextSimilarity
 from ml.models.recommender.data import RecData, load_recsys
 from ml.models.recommender.scoring import (
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 PER_USER_FILE = "per_user.parquet"
 METRICS_FILE = "metrics.json"
 SLICE_COLUMNS = ("cold_start", "short_history", "category", "user_cluster")
+MARGIN_RESAMPLES = 1000
 
 
 def scorer_summary(
@@ -66,6 +68,22 @@ def slice_metrics(per_user: pd.DataFrame, columns: Sequence[str]) -> dict[str, A
                 stats
             )
     return out
+
+
+def ndcg_margin(
+    model_ranks: np.ndarray, other_ranks: np.ndarray, k: int = 10, seed: int = 0
+) -> dict[str, Any]:
+    """Model NDCG@k minus another scorer's on the same users (ranks in the same user order),
+    with its paired bootstrap interval over users."""
+    a = m.metrics_from_ranks(model_ranks, ks=(k,))[f"ndcg@{k}"].to_numpy()
+    b = m.metrics_from_ranks(other_ranks, ks=(k,))[f"ndcg@{k}"].to_numpy()
+    return paired_difference(
+        lambda w: m.weighted_mean(a, w),
+        lambda w: m.weighted_mean(b, w),
+        len(a),
+        resamples=MARGIN_RESAMPLES,
+        seed=seed,
+    )
 
 
 def evaluate_scorers(
@@ -119,6 +137,12 @@ def evaluate_scorers(
             "ndcg@10_vs_best_baseline": results["model"]["ndcg@10"] - results[best_name]["ndcg@10"],
             "ndcg@10_vs_most_popular": results["model"]["ndcg@10"]
             - results["most_popular"]["ndcg@10"],
+            # model - baseline NDCG@10 on the same users, paired bootstrap over users
+            "ndcg@10_intervals": {
+                name: ndcg_margin(all_ranks["model"], all_ranks[name])
+                for name in results
+                if name != "model"
+            },
         },
         "slices": slice_metrics(per_user, SLICE_COLUMNS),
     }

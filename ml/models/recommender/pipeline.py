@@ -83,6 +83,8 @@ def train_step(
                 {
                     "best_val_ndcg@10": summary["best_val_ndcg@10"],
                     "best_epoch": summary["best_epoch"],
+                    # the bought-together channel's weight, chosen on validation after training
+                    "transition_weight": summary["transition_channel"]["weight"],
                 },
             )
         )

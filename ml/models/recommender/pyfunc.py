@@ -106,7 +106,7 @@ def log_and_register(model_dir: str | Path, model_name: str, example_ids: list[s
     import mlflow
     from mlflow.models import infer_signature
 
-    from ml.models.recommender.model import CLUSTERS_FILE, ITEMS_FILE, MODEL_FILE, Recommender
+    from ml.models.recommender.model import INFERENCE_FILES, Recommender
 
     model = Recommender.load(model_dir)
     example = pd.DataFrame({RECOMMENDER_PYFUNC_INPUT[0]: [example_ids]})
@@ -116,8 +116,9 @@ def log_and_register(model_dir: str | Path, model_name: str, example_ids: list[s
         # Ship only the inference files (not checkpoints or the text cache).
         bundle = Path(tmp) / "recommender"
         bundle.mkdir()
-        for name in (MODEL_FILE, ITEMS_FILE, CLUSTERS_FILE):
-            shutil.copy2(Path(model_dir) / name, bundle / name)
+        for name in INFERENCE_FILES:
+            if (Path(model_dir) / name).exists():  # the transitions file is optional
+                shutil.copy2(Path(model_dir) / name, bundle / name)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(Path(__file__).with_name("pyfunc_model.py")),

@@ -19,6 +19,7 @@ from ml.core.metrics import metrics_from_ranks, rank_targets, summarize
 from ml.core.progress import progress
 from ml.models.encoders import pick_device, resolve_model_path
 from ml.models.encoders import use_bf16 as bf16_for
+from ml.models.recommender.baselines import transition_counts
 from ml.models.recommender.data import RecData, load_recsys, training_pairs
 from ml.models.recommender.features import assign_clusters, encode_items, fit_user_clusters
 from ml.models.recommender.model import Recommender, SeqRecNet, pad_histories
@@ -32,12 +33,13 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
 TEXT_CACHE = "text_vectors_cache.npz"
 # Bump when SeqRecNet's parameters change, so old checkpoints are not resumed into it.
-ARCHITECTURE = "seqrec-gru-textchannel-v2"
+ARCHITECTURE = "seqrec-gru-textchannel-v3"
 
 
 def _fingerprint(cfg: RecommenderTrainConfig, data: RecData, vectors: np.ndarray) -> str:
     """What a checkpoint belongs to: resuming with other settings or data would be wrong."""
-    ignored = {"epochs", "cpu_threads", "device"}  # do not change what is learned
+    # Do not change what the network learns (transition weights are chosen after training).
+    ignored = {"epochs", "cpu_threads", "device", "transition_weights"}
     blob = json.dumps(cfg.model_dump(mode="json", exclude=ignored), sort_keys=True)
     h = hashlib.sha256((ARCHITECTURE + blob).encode())
     h.update(str((data.n_items, len(data.train), len(data.val))).encode())
@@ -294,7 +296,13 @@ def _fit(
 
     seen = torch.from_numpy(counts > 0)
     net = SeqRecNet(
-        torch.from_numpy(text_vectors), seen, cfg.dim, len(centroids), cfg.dropout, cfg.id_dropout
+        torch.from_numpy(text_vectors),
+        seen,
+        cfg.dim,
+        len(centroids),
+        cfg.dropout,
+        cfg.id_dropout,
+        cfg.text_adapter_rank,
     )
     net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -335,7 +343,31 @@ def _fit(
     if state["best_state"] is not None:
         net.load_state_dict(state["best_state"])
     net.eval()
-    return model, _summary(state, trainer, n, seen)
+    summary = _summary(state, trainer, n, seen)
+    summary["transition_channel"] = choose_transition_weight(model, data, cfg.transition_weights)
+    return model, summary
+
+
+def choose_transition_weight(
+    model: Recommender, data: RecData, weights: list[float]
+) -> dict[str, Any]:
+    """Give ``model`` the training sequences' transitions and the weight among ``weights`` with
+    the best validation NDCG@10 (ties: the smaller weight); 0 or no weights = channel off."""
+    candidates = sorted({0.0, *map(float, weights)})
+    if candidates == [0.0]:
+        model.transitions, model.transition_weight = None, 0.0
+        return {"weight": 0.0, "val_ndcg@10": {}}
+    model.transitions = transition_counts([list(s) for s in data.train["items"]], data.n_items)
+    val: dict[str, float] = {}
+    for weight in candidates:
+        model.transition_weight = weight
+        val[str(weight)] = validation_ndcg(model, data)
+    best = max(candidates, key=lambda w: (val[str(w)], -w))
+    model.transition_weight = best
+    if best == 0.0:
+        model.transitions = None
+    log.info("bought-together weight %s (validation NDCG@10 by weight: %s)", best, val)
+    return {"weight": best, "val_ndcg@10": val}
 
 
 def train_recommender(params: Params, processed_dir: str | Path, out_dir: str | Path) -> dict:
