@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/intent_fast_path.py
 	$(BIN)/python bench/recommender_bench.py
 	$(BIN)/python bench/hwu64_quality.py
+	$(BIN)/python bench/amazon_quality.py
 	$(BIN)/python bench/pii_scrubber.py
 	$(BIN)/python bench/pii_model_impact.py
 	$(BIN)/python bench/serving_load.py

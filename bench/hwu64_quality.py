@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -151,11 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     seconds = None if args.summarise_only else run_pipeline(args, workdir)
     summary = summarise(workdir.resolve(), seconds)
     summary["settings"] = overrides(args, workdir)[1:]
-    summary["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count()}
     print_table(summary)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    from results_file import write_results
+
+    write_results(summary, args.out)
     return 0
 
 
