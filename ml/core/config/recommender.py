@@ -32,11 +32,12 @@ class RecommenderTrainConfig(BaseModel):
     # Rank of a learned low-rank correction of the user's text profile (0 = plain cosine to the
     # recent items' texts): it learns which texts follow which, not only which are alike.
     text_adapter_rank: int = Field(32, ge=0)
-    # Weights tried for the "bought together" channel, log(1 + count of last item -> item in
-    # the training sequences), added to the network's score; the one with the best validation
-    # NDCG@10 is kept (0 = off). [] or [0] turns the channel off.
+    # Weights tried for the "bought together" channel, log(1 + count of item -> next item in
+    # the training sequences) from the last three history items (halving with age), added to
+    # the network's score; the one with the best validation NDCG@10 is kept (0 = off). [] or
+    # [0] turns the channel off.
     transition_weights: list[NonNegativeFloat] = Field(
-        default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0]
+        default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0, 4.0]
     )
     # full = softmax over the whole catalog; sampled = in-batch negatives with logQ correction;
     # auto = full up to full_softmax_max_items items (cheap on CPU for a few thousand items).
