@@ -14,8 +14,8 @@ data, text similarity alone is a strong ranker). A low-rank learned correction o
 On top of the network's score, :class:`Recommender` adds a "bought together" channel:
 ``weight * sum_age DECAY**age * log(1 + count of item -> next item)`` over the last RECENT
 history items and the training sequences' transitions, its weight chosen on validation after
-training (0 = off). On Amazon Scientific both together take test NDCG@10 from
-0.099 to ~0.106 (seed to seed +-0.003; bench/results/amazon_quality.json).
+training (0 = off). What each part adds on Amazon Scientific, over three seeds:
+bench/amazon_quality.py and bench/results/amazon_quality.json.
 """
 
 from __future__ import annotations
