@@ -92,3 +92,59 @@ def test_gradient_accumulation_takes_fewer_optimizer_steps(
     result = fit_intent(params, params.paths.processed, tmp_path / "out")
     # 96 training rows / batch 8 = 12 batches -> ceil(12 / 5) = 3 optimizer steps
     assert result["optimizer_steps"] == 3
+
+
+def _encoder_change(folder: Path, model_dir: str) -> dict[str, float]:
+    """Relative change of the embeddings and of each encoder layer's weights during training."""
+    from transformers import AutoModel
+
+    before = AutoModel.from_pretrained(folder).state_dict()
+    after = load_file(str(Path(model_dir) / "encoder" / "model.safetensors"))
+    change: dict[str, list[float]] = {}
+    for name, new in after.items():
+        old = before[name]
+        if new.ndim < 2 or "pooler" in name:
+            continue
+        group = "embeddings" if "embeddings" in name else name.split(".layer.")[1].split(".")[0]
+        change.setdefault(group, []).append(float((new - old).norm() / old.norm()))
+    return {group: sum(values) / len(values) for group, values in change.items()}
+
+
+def test_layer_lr_decay_moves_lower_layers_less(tmp_path: Path, make_params: Any) -> None:
+    overrides = {"intent.train.warm_start_head": False, "intent.train.learning_rate": 0.001}
+    plain = make_params(tmp_path / "plain", **overrides)
+    layered = make_params(
+        tmp_path / "layered", **overrides, **{"intent.train.layer_lr_decay": 0.01}
+    )
+    folder = Path(str(plain.intent.train.model_path))
+    runs = {}
+    for name, params in (("plain", plain), ("layered", layered)):
+        result = fit_intent(params, params.paths.processed, tmp_path / name / "out")
+        runs[name] = _encoder_change(folder, result["model_dir"])
+    top = str(max(int(k) for k in runs["plain"] if k != "embeddings"))
+    # One learning rate: the embeddings move about as much as the top layer ...
+    assert runs["plain"]["embeddings"] > 0.1 * runs["plain"][top]
+    # ... with decay 0.01 per layer they get 0.01 ** n_layers of its rate: hardly move.
+    assert runs["layered"]["embeddings"] < 0.01 * runs["layered"][top]
+    assert runs["layered"]["0"] < runs["layered"][top]
+
+
+def test_label_smoothing_is_the_training_loss(tmp_path: Path, make_params: Any) -> None:
+    import math
+
+    # Cross-entropy against a smoothed target can never go below that target's entropy.
+    eps, n_labels = 0.9, 4  # the tiny data's four intents
+    true_p = 1 - eps + eps / n_labels
+    floor = -(
+        true_p * math.log(true_p) + (n_labels - 1) * (eps / n_labels) * math.log(eps / n_labels)
+    )
+    losses = {}
+    for smoothing in (0.0, eps):
+        params = make_params(
+            tmp_path / str(smoothing),
+            **{"intent.train.label_smoothing": smoothing, "intent.train.epochs": 2},
+        )
+        result = fit_intent(params, params.paths.processed, tmp_path / str(smoothing) / "out")
+        losses[smoothing] = [h["train_loss"] for h in result["history"][1:]]
+    assert all(loss >= floor - 1e-4 for loss in losses[eps]), (losses, floor)
+    assert losses[0.0][-1] < floor, (losses, floor)

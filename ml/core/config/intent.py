@@ -30,6 +30,11 @@ class IntentTrainConfig(BaseModel):
         description="Peak AdamW learning rate of the fine-tuning schedule.",
     )
     weight_decay: float = Field(0.01, ge=0)
+    # Learning rate of encoder layer i (of L) = learning_rate * layer_lr_decay ** (L - 1 - i),
+    # embeddings * layer_lr_decay ** L; the head gets learning_rate (1.0 = one rate for all).
+    layer_lr_decay: float = Field(1.0, gt=0, le=1)
+    # Cross-entropy label smoothing (0 = plain cross-entropy).
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     early_stopping_patience: int = Field(2, ge=0)
     max_train_samples: int | None = Field(

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -101,23 +102,44 @@ def _subsample(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
     return df.sample(n=n, random_state=seed).reset_index(drop=True)
 
 
-def _optimizer(net: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def layer_lr_scale(name: str, n_layers: int, decay: float) -> float:
+    """Learning-rate factor of parameter ``name`` under layer-wise decay: 1 for the head (and
+    anything outside the encoder stack), ``decay ** (n_layers - 1 - i)`` for encoder layer i,
+    ``decay ** n_layers`` for the embeddings (lower layers hold general language: move less)."""
+    if decay == 1.0:
+        return 1.0
+    match = _LAYER_INDEX.search(name)
+    if match:
+        return float(decay ** (n_layers - 1 - int(match.group(1))))
+    if ".embeddings." in name:
+        return float(decay**n_layers)
+    return 1.0
+
+
+_LAYER_INDEX = re.compile(r"\.layer\.(\d+)\.")
+
+
+def _optimizer(
+    net: IntentNet, lr: float, weight_decay: float, layer_decay: float = 1.0
+) -> torch.optim.Optimizer:
     import torch
 
-    decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
+    n_layers = int(getattr(net.encoder.config, "num_hidden_layers", 0))
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
     for name, p in net.named_parameters():
         # Standard practice: no weight decay on biases and LayerNorm weights.
-        (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
-    groups = [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        decay = 0.0 if p.ndim < 2 or "LayerNorm" in name else weight_decay
+        scale = layer_lr_scale(name, n_layers, layer_decay)
+        groups.setdefault((decay, scale), []).append(p)
+    param_groups = [
+        {"params": ps, "weight_decay": decay, "lr": lr * scale}
+        for (decay, scale), ps in groups.items()
     ]
     try:
         # One fused kernel per step instead of a loop over ~100 parameter tensors.
-        return torch.optim.AdamW(groups, lr=lr, fused=True)
+        return torch.optim.AdamW(param_groups, lr=lr, fused=True)
     except (RuntimeError, TypeError):
-        return torch.optim.AdamW(groups, lr=lr)
+        return torch.optim.AdamW(param_groups, lr=lr)
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -350,7 +372,7 @@ def _new_fit_state(
     from transformers import get_linear_schedule_with_warmup
 
     cfg = params.intent.train
-    optimizer = _optimizer(net, cfg.learning_rate, cfg.weight_decay)
+    optimizer = _optimizer(net, cfg.learning_rate, cfg.weight_decay, cfg.layer_lr_decay)
     n_batches = -(-len(data.train_ids) // cfg.batch_size)
     total_steps = steps_per_epoch(n_batches, cfg.grad_accum_steps) * cfg.epochs
     scheduler = get_linear_schedule_with_warmup(
@@ -429,7 +451,7 @@ def _evaluate_val(run: _FitState) -> tuple[dict[str, float], np.ndarray]:
 def _train_epochs(run: _FitState, on_epoch_end: EpochCallback | None) -> None:
     import torch
 
-    loss_fn = torch.nn.CrossEntropyLoss()
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=run.cfg.label_smoothing)
     for epoch in range(run.start_epoch, run.cfg.epochs + 1):
         if run.finished:
             break
