@@ -7,6 +7,7 @@ encodes the item texts once with the shipped MiniLM, then per seed trains each v
   default         the recipe in params.yaml (text channel + low-rank adapter, bought-together
                   channel with its weight chosen on validation);
   no_adapter      text_adapter_rank = 0;
+  next_item_only  the channel from next-item counts only (transition_window 1, no reverse);
   no_transitions  transition_weights = [0];
   neither         both off (the recipe before the adapter and the channel).
 Every baseline (most-popular, co-occurrence, text similarity) is scored in the same run, with
@@ -14,7 +15,7 @@ the default's margin over each and its paired bootstrap interval over users. The
 (NDCG@10 >= 0.110) is printed beside the numbers, never asserted: this is a measurement. The
 test split chooses nothing.
 
-    .venv/bin/python bench/amazon_quality.py                   # 3 seeds x 4 variants (~8 min)
+    .venv/bin/python bench/amazon_quality.py                   # 3 seeds x 5 variants (~10 min)
     .venv/bin/python bench/amazon_quality.py --seeds 17 --variants default
 
 Prints one table and writes bench/results/amazon_quality.json (``--out`` to change).
@@ -37,6 +38,7 @@ RESULTS = REPO / "bench" / "results" / "amazon_quality.json"
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "no_adapter": {"text_adapter_rank": 0},
+    "next_item_only": {"transition_window": 1, "transition_reverse_weight": 0.0},
     "no_transitions": {"transition_weights": [0.0]},
     "neither": {"text_adapter_rank": 0, "transition_weights": [0.0]},
 }

@@ -92,6 +92,7 @@ def test_sampled_softmax_trains(world, world_vectors, tmp_path) -> None:  # type
 def test_bought_together_channel_is_chosen_on_validation_saved_and_extended(
     trained, world, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
+    from ml.models.recommender.baselines import cooccurrence_counts
     from ml.models.recommender.train import choose_transition_weight, validation_ndcg
 
     _, _, folder = trained
@@ -103,6 +104,16 @@ def test_bought_together_channel_is_chosen_on_validation_saved_and_extended(
     assert by_weight[str(chosen["weight"])] == max(by_weight.values())
     assert model.transition_weight == chosen["weight"]
     assert validation_ndcg(model, world) == pytest.approx(by_weight[str(chosen["weight"])])
+    # The counts are the configured co-occurrence (here: plain next-item transitions).
+    assert (chosen["window"], chosen["reverse_weight"]) == (1, 0.0)
+    if chosen["weight"]:
+        expected = cooccurrence_counts([list(s) for s in world.train["items"]], world.n_items)
+        assert model.transitions is not None
+        assert np.array_equal(model.transitions.toarray(), expected.toarray())
+    wide = choose_transition_weight(
+        Recommender.load(folder), world, [1.0], window=2, reverse_weight=0.5
+    )
+    assert (wide["window"], wide["reverse_weight"]) == (2, 0.5)
 
     # With the channel forced on and heavy, an item's most frequent successor comes first.
     model.transitions = None

@@ -31,6 +31,12 @@ def test_amazon_scientific_beats_most_popular(shared_data, tmp_path) -> None:  #
         f"best epoch {summary['best_epoch']}, bought-together weight "
         f"{summary['transition_channel']['weight']}"
     )
+    channel = summary["transition_channel"]
+    defaults = RecommenderTrainConfig()
+    assert (channel["window"], channel["reverse_weight"]) == (
+        defaults.transition_window,
+        defaults.transition_reverse_weight,
+    )
     assert ndcg > 2.0 * base["most_popular"]
     assert ndcg > base["co_occurrence"]
     # Text similarity alone is the strongest cheap ranker here (~0.089); the model must beat it.

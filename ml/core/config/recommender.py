@@ -32,13 +32,17 @@ class RecommenderTrainConfig(BaseModel):
     # Rank of a learned low-rank correction of the user's text profile (0 = plain cosine to the
     # recent items' texts): it learns which texts follow which, not only which are alike.
     text_adapter_rank: int = Field(32, ge=0)
-    # Weights tried for the "bought together" channel, log(1 + count of item -> next item in
-    # the training sequences) from the last three history items (halving with age), added to
-    # the network's score; the one with the best validation NDCG@10 is kept (0 = off). [] or
-    # [0] turns the channel off.
+    # Weights tried for the "bought together" channel, log(1 + c(item, candidate)) from the last
+    # three history items (halving with age), added to the network's score; the one with the
+    # best validation NDCG@10 is kept (0 = off). [] or [0] turns the channel off.
     transition_weights: list[NonNegativeFloat] = Field(
         default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0, 4.0]
     )
+    # c(i, j), from the training sequences: j within transition_window steps after i, weight
+    # 0.5 ** (gap - 1); j within the window before i counts transition_reverse_weight times as
+    # much (window 1, reverse 0: plain next-item counts, the co-occurrence baseline's).
+    transition_window: int = Field(2, ge=1)
+    transition_reverse_weight: NonNegativeFloat = 0.5
     # full = softmax over the whole catalog; sampled = in-batch negatives with logQ correction;
     # auto = full up to full_softmax_max_items items (cheap on CPU for a few thousand items).
     loss: str = Field("auto", pattern="^(auto|full|sampled)$")

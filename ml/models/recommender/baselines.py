@@ -21,13 +21,37 @@ class Scorer(Protocol):
 
 def transition_counts(sequences: Sequence[Sequence[int]], n_items: int) -> sparse.csr_matrix:
     """(n_items, n_items) counts of item i directly followed by item j in the sequences."""
+    return cooccurrence_counts(sequences, n_items)
+
+
+def cooccurrence_counts(
+    sequences: Sequence[Sequence[int]],
+    n_items: int,
+    *,
+    window: int = 1,
+    reverse_weight: float = 0.0,
+    gap_decay: float = 0.5,
+) -> sparse.csr_matrix:
+    """(n_items, n_items) weighted counts of item j following item i within ``window`` steps of
+    one sequence, ``gap_decay ** (gap - 1)`` each; j *preceding* i within the window counts
+    ``reverse_weight`` times as much (bought together, in either order). The defaults are plain
+    next-item transition counts."""
     rows: list[int] = []
     cols: list[int] = []
+    weights: list[float] = []
     for seq in sequences:
         seq = [int(i) for i in seq]
-        rows.extend(seq[:-1])
-        cols.extend(seq[1:])
-    data = np.ones(len(rows), dtype=np.float32)
+        for gap in range(1, window + 1):
+            pairs = max(len(seq) - gap, 0)
+            weight = gap_decay ** (gap - 1)
+            rows.extend(seq[:-gap])
+            cols.extend(seq[gap:])
+            weights.extend([weight] * pairs)
+            if reverse_weight:
+                rows.extend(seq[gap:])
+                cols.extend(seq[:-gap])
+                weights.extend([weight * reverse_weight] * pairs)
+    data = np.asarray(weights, dtype=np.float32)
     # csr_matrix sums duplicate (row, col) pairs: repeated transitions count several times.
     return sparse.csr_matrix((data, (rows, cols)), shape=(n_items, n_items))
 

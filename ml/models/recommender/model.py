@@ -12,10 +12,11 @@ data, text similarity alone is a strong ranker). A low-rank learned correction o
 (zero at the start) lets the channel learn which texts follow which, not only which are alike.
 
 On top of the network's score, :class:`Recommender` adds a "bought together" channel:
-``weight * sum_age DECAY**age * log(1 + count of item -> next item)`` over the last RECENT
-history items and the training sequences' transitions, its weight chosen on validation after
-training (0 = off). What each part adds on Amazon Scientific, over three seeds:
-bench/amazon_quality.py and bench/results/amazon_quality.json.
+``weight * sum_age DECAY**age * log(1 + c(item, candidate))`` over the last RECENT history
+items, where ``c`` counts how often the candidate came shortly after (or, at a lower weight,
+before) the item in the training sequences (``cooccurrence_counts`` in baselines.py), its weight
+chosen on validation after training (0 = off). What each part adds on Amazon Scientific, over
+three seeds: bench/amazon_quality.py and bench/results/amazon_quality.json.
 """
 
 from __future__ import annotations
@@ -170,8 +171,8 @@ class Recommender:
     max_history: int
     config: dict[str, Any]
     name: str = "model"
-    # The "bought together" channel: counts of item i followed by item j in training, and its
-    # weight in the score (0 = off; train.py picks it on validation).
+    # The "bought together" channel: co-occurrence counts c(i, j) from training, and its weight
+    # in the score (0 = off; train.py picks it on validation).
     transitions: sparse.csr_matrix | None = None
     transition_weight: float = 0.0
 
@@ -183,7 +184,7 @@ class Recommender:
         self, scores: torch.Tensor, histories: Sequence[Sequence[int]]
     ) -> torch.Tensor:
         """``scores`` + weight * sum over the last RECENT history items of DECAY**age *
-        log(1 + transitions from that item) (age 0 = the newest item, as in the text profile)."""
+        log(1 + counts from that item) (age 0 = the newest item, as in the text profile)."""
         if self.transitions is None or not self.transition_weight:
             return scores
         channel = np.zeros((len(histories), self.n_items), dtype=np.float32)

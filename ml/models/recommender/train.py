@@ -19,7 +19,7 @@ from ml.core.metrics import metrics_from_ranks, rank_targets, summarize
 from ml.core.progress import progress
 from ml.models.encoders import pick_device, resolve_model_path
 from ml.models.encoders import use_bf16 as bf16_for
-from ml.models.recommender.baselines import transition_counts
+from ml.models.recommender.baselines import cooccurrence_counts
 from ml.models.recommender.data import RecData, load_recsys, training_pairs
 from ml.models.recommender.features import assign_clusters, encode_items, fit_user_clusters
 from ml.models.recommender.model import Recommender, SeqRecNet, pad_histories
@@ -39,7 +39,14 @@ ARCHITECTURE = "seqrec-gru-textchannel-v3"
 def _fingerprint(cfg: RecommenderTrainConfig, data: RecData, vectors: np.ndarray) -> str:
     """What a checkpoint belongs to: resuming with other settings or data would be wrong."""
     # Do not change what the network learns (transition weights are chosen after training).
-    ignored = {"epochs", "cpu_threads", "device", "transition_weights"}
+    ignored = {
+        "epochs",
+        "cpu_threads",
+        "device",
+        "transition_weights",
+        "transition_window",
+        "transition_reverse_weight",
+    }
     blob = json.dumps(cfg.model_dump(mode="json", exclude=ignored), sort_keys=True)
     h = hashlib.sha256((ARCHITECTURE + blob).encode())
     h.update(str((data.n_items, len(data.train), len(data.val))).encode())
@@ -344,20 +351,39 @@ def _fit(
         net.load_state_dict(state["best_state"])
     net.eval()
     summary = _summary(state, trainer, n, seen)
-    summary["transition_channel"] = choose_transition_weight(model, data, cfg.transition_weights)
+    summary["transition_channel"] = choose_transition_weight(
+        model,
+        data,
+        cfg.transition_weights,
+        window=cfg.transition_window,
+        reverse_weight=cfg.transition_reverse_weight,
+    )
     return model, summary
 
 
 def choose_transition_weight(
-    model: Recommender, data: RecData, weights: list[float]
+    model: Recommender,
+    data: RecData,
+    weights: list[float],
+    *,
+    window: int = 1,
+    reverse_weight: float = 0.0,
 ) -> dict[str, Any]:
-    """Give ``model`` the training sequences' transitions and the weight among ``weights`` with
-    the best validation NDCG@10 (ties: the smaller weight); 0 or no weights = channel off."""
+    """Give ``model`` the training sequences' co-occurrence counts
+    (:func:`~ml.models.recommender.baselines.cooccurrence_counts` with ``window`` and
+    ``reverse_weight``) and the weight among ``weights`` with the best validation NDCG@10
+    (ties: the smaller weight); 0 or no weights = channel off."""
     candidates = sorted({0.0, *map(float, weights)})
+    settings = {"window": window, "reverse_weight": reverse_weight}
     if candidates == [0.0]:
         model.transitions, model.transition_weight = None, 0.0
-        return {"weight": 0.0, "val_ndcg@10": {}}
-    model.transitions = transition_counts([list(s) for s in data.train["items"]], data.n_items)
+        return {"weight": 0.0, **settings, "val_ndcg@10": {}}
+    model.transitions = cooccurrence_counts(
+        [list(s) for s in data.train["items"]],
+        data.n_items,
+        window=window,
+        reverse_weight=reverse_weight,
+    )
     val: dict[str, float] = {}
     for weight in candidates:
         model.transition_weight = weight
@@ -367,7 +393,7 @@ def choose_transition_weight(
     if best == 0.0:
         model.transitions = None
     log.info("bought-together weight %s (validation NDCG@10 by weight: %s)", best, val)
-    return {"weight": best, "val_ndcg@10": val}
+    return {"weight": best, **settings, "val_ndcg@10": val}
 
 
 def train_recommender(params: Params, processed_dir: str | Path, out_dir: str | Path) -> dict:
