@@ -245,6 +245,16 @@ def print_time_to_quality(summary: dict[str, Any]) -> None:
     print(f"step seconds: {summary['step_seconds']}")
 
 
+def save_outputs(summary: dict[str, Any], out: Path, png_name: str, title: str) -> None:
+    """The time-to-quality plot beside ``out`` (as ``png_name``) and the summary as JSON."""
+    png = plot_time_to_quality(summary, out.with_name(png_name), title=title)
+    if png:
+        print(f"wrote {png}")
+    from results_file import write_results
+
+    write_results(summary, out)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -262,12 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(workdir.resolve(), seconds)
     summary["settings"] = overrides(args, workdir)[1:]
     print_table(summary)
-    png = plot_time_to_quality(summary, args.out.with_name("hwu64_time_to_quality.png"))
-    if png:
-        print(f"wrote {png}")
-    from results_file import write_results
-
-    write_results(summary, args.out)
+    save_outputs(summary, args.out, "hwu64_time_to_quality.png", title="HWU64")
     return 0
 
 

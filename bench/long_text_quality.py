@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         from intent_steps import run_intent_steps
 
         seconds = run_intent_steps(workdir, overrides(args, workdir, data_file), "long-text")
-    from hwu64_quality import plot_time_to_quality, print_quality, print_time_to_quality, summarise
+    from hwu64_quality import print_quality, print_time_to_quality, save_outputs, summarise
 
     summary = summarise(workdir, seconds, profile=PROFILE, goal_seconds=GOAL_SECONDS)
     summary["data"] = selection
@@ -132,14 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     print_quality(summary, f"{heading} ({summary['n_test']} rows)")
     print_time_to_quality(summary)
     title = f"Bitext {args.min_words}-{args.max_words} words"
-    png = plot_time_to_quality(
-        summary, args.out.with_name("long_text_time_to_quality.png"), title=title
-    )
-    if png:
-        print(f"wrote {png}")
-    from results_file import write_results
-
-    write_results(summary, args.out)
+    save_outputs(summary, args.out, "long_text_time_to_quality.png", title=title)
     return 0
 
 
