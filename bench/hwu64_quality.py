@@ -45,10 +45,16 @@ RESULTS = REPO / "bench" / "results" / "hwu64_quality.json"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "hwu64")
-    parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--epochs", type=int, default=None, help="intent.train.epochs")
     parser.add_argument("--max-train-samples", type=int, default=None)
+    add_run_options(parser)
+    return parser.parse_args(argv)
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """--workdir, --set and --summarise-only: what every intent run bench takes."""
+    parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any other override"
     )
@@ -57,7 +63,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="report the finished run in --workdir again, without running anything",
     )
-    return parser.parse_args(argv)
 
 
 def overrides(args: argparse.Namespace, workdir: Path) -> list[str]:

@@ -40,25 +40,19 @@ DATA_FILE = "bitext_customer_support_20k.csv"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from hwu64_quality import add_run_options
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--data",
         type=Path,
         default=REPO.parent / "shared" / "data" / "bitext_customer_support",
     )
-    parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--min-words", type=int, default=10)
     parser.add_argument("--max-words", type=int, default=20)
     parser.add_argument("--rows", type=int, default=12_400, help="ingest.sample (stratified)")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="any other override"
-    )
-    parser.add_argument(
-        "--summarise-only",
-        action="store_true",
-        help="report the finished run in --workdir again, without running anything",
-    )
+    add_run_options(parser)
     return parser.parse_args(argv)
 
 
