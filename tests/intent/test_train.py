@@ -148,3 +148,46 @@ def test_label_smoothing_is_the_training_loss(tmp_path: Path, make_params: Any) 
         losses[smoothing] = [h["train_loss"] for h in result["history"][1:]]
     assert all(loss >= floor - 1e-4 for loss in losses[eps]), (losses, floor)
     assert losses[0.0][-1] < floor, (losses, floor)
+
+
+def test_rdrop_loss_adds_the_symmetric_kl_of_the_two_passes() -> None:
+    from ml.models.intent.train import rdrop_loss
+
+    ce = torch.nn.CrossEntropyLoss()
+    target = torch.tensor([0, 1])
+    first = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    second = torch.tensor([[0.0, 0.0], [0.0, 3.0]])
+    assert torch.isclose(rdrop_loss(first, target, ce, 0.0), ce(first, target))
+    # Two identical passes: no disagreement, only the cross-entropy.
+    same = torch.cat([first, first])
+    assert torch.isclose(rdrop_loss(same, target, ce, 5.0), ce(first, target))
+    p, q = first.softmax(-1), second.softmax(-1)
+    kl_pq = (p * (p / q).log()).sum(-1).mean()
+    kl_qp = (q * (q / p).log()).sum(-1).mean()
+    expected = (ce(first, target) + ce(second, target)) / 2 + 0.5 * (kl_pq + kl_qp) / 2
+    assert torch.isclose(rdrop_loss(torch.cat([first, second]), target, ce, 0.5), expected)
+
+
+def test_rdrop_trains_on_two_passes_of_each_batch(
+    tmp_path: Path, make_params: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml.models.intent.model import IntentNet
+
+    seen: list[int] = []
+    forward = IntentNet.forward
+
+    def counting(self: IntentNet, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            seen.append(len(input_ids))
+        return forward(self, input_ids, mask)
+
+    monkeypatch.setattr(IntentNet, "forward", counting)
+    sizes = {}
+    for alpha in (0.0, 1.0):
+        seen.clear()
+        params = make_params(tmp_path / str(alpha), **{"intent.train.rdrop_alpha": alpha})
+        result = fit_intent(params, params.paths.processed, tmp_path / str(alpha) / "out")
+        sizes[alpha] = sum(seen)
+        assert result["history"][1]["train_loss"] > 0
+    n_train = result["n_train"]
+    assert sizes == {0.0: n_train, 1.0: 2 * n_train}

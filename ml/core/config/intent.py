@@ -35,6 +35,10 @@ class IntentTrainConfig(BaseModel):
     layer_lr_decay: float = Field(1.0, gt=0, le=1)
     # Cross-entropy label smoothing (0 = plain cross-entropy).
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    # R-Drop (Liang et al. 2021): each batch goes through the net twice (two dropout masks) and
+    # the loss adds this times the symmetric KL divergence of the two predictions (0 = off;
+    # costs about one extra forward/backward per batch).
+    rdrop_alpha: float = Field(0.0, ge=0)
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     early_stopping_patience: int = Field(2, ge=0)
     max_train_samples: int | None = Field(

@@ -500,9 +500,14 @@ def _train_batch(
         mask.to(run.device),
         run.data.y_train[batch].to(run.device),
     )
+    twice = run.cfg.rdrop_alpha > 0
+    if twice:  # one pass over the doubled batch: two dropout masks per utterance
+        input_ids, mask = torch.cat([input_ids, input_ids]), torch.cat([mask, mask])
     with autocast(run.device, enabled=run.bf16):
         logits = run.net(input_ids, mask)
-    loss = loss_fn(logits.float(), target)
+    loss = rdrop_loss(logits.float(), target, loss_fn, run.cfg.rdrop_alpha)
+    if twice:
+        logits, mask = logits[: len(target)], mask[: len(target)]
     (loss / run.cfg.grad_accum_steps).backward()
     if step_optimizer:
         torch.nn.utils.clip_grad_norm_(run.net.parameters(), run.cfg.max_grad_norm)
@@ -510,6 +515,23 @@ def _train_batch(
         run.scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
     return loss.item(), int((logits.argmax(dim=-1) == target).sum()), int(mask.sum())
+
+
+def rdrop_loss(
+    logits: torch.Tensor, target: torch.Tensor, loss_fn: torch.nn.Module, alpha: float
+) -> torch.Tensor:
+    """``loss_fn`` on ``logits``; with ``alpha`` > 0 the logits are two passes of the same batch
+    stacked (R-Drop): the mean of both losses plus ``alpha`` times their symmetric KL."""
+    if alpha == 0:
+        return loss_fn(logits, target)
+    import torch.nn.functional as F
+
+    first, second = logits.chunk(2)
+    log_p, log_q = F.log_softmax(first, dim=-1), F.log_softmax(second, dim=-1)
+    kl = F.kl_div(log_p, log_q, reduction="batchmean", log_target=True) + F.kl_div(
+        log_q, log_p, reduction="batchmean", log_target=True
+    )
+    return (loss_fn(first, target) + loss_fn(second, target)) / 2 + alpha * kl / 2
 
 
 def _end_epoch(
