@@ -132,9 +132,19 @@ def worker_environment(
     names: Sequence[str], environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The variables among ``names`` that are set (non-empty) in the worker's environment; an
-    unset one is left out, not passed empty. Call it when the task runs, on the worker."""
+    unset one is left out, not passed empty. Call it when the task runs, on the worker.
+
+    An MLflow URI that an earlier step in this process exported (``mlflow.set_tracking_uri``
+    does; ``airflow dags test`` runs every task in one process) is the host's params.yaml
+    value, not a deployment setting: it is left out, so the container resolves its own."""
+    from ml.stack.tracking import exported_by_this_process
+
     env = os.environ if environ is None else environ
-    return {name: env[name] for name in names if env.get(name)}
+    return {
+        name: env[name]
+        for name in names
+        if env.get(name) and not exported_by_this_process(env[name])
+    }
 
 
 def worker_credentials(names: Sequence[str], environ: Mapping[str, str] | None = None) -> dict:

@@ -32,6 +32,13 @@ log = logging.getLogger(__name__)
 _URIS_SET_BY_US: set[str] = set()
 
 
+def exported_by_this_process(value: str) -> bool:
+    """Whether an MLflow URI in the environment was put there by this process (through
+    :func:`activate_tracking_uri`), not by the deployment: such a value must not be passed on
+    as a setting (e.g. a host's sqlite path to a training container)."""
+    return value in _URIS_SET_BY_US
+
+
 def resolve_tracking_uri(cfg: MlflowConfig) -> tuple[str, str]:
     """(tracking URI, registry URI): ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` set by
     the deployment win over params.yaml, so an Airflow worker or CI can point every step at a
@@ -39,7 +46,7 @@ def resolve_tracking_uri(cfg: MlflowConfig) -> tuple[str, str]:
 
     def from_env(name: str) -> str | None:
         value = os.environ.get(name)
-        return value if value and value not in _URIS_SET_BY_US else None
+        return value if value and not exported_by_this_process(value) else None
 
     tracking_uri = from_env("MLFLOW_TRACKING_URI") or cfg.tracking_uri
     return tracking_uri, from_env("MLFLOW_REGISTRY_URI") or tracking_uri

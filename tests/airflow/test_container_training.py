@@ -9,6 +9,7 @@ request is built by the provider itself), the container's command is parsed by t
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 from unittest import mock
@@ -355,6 +356,29 @@ def test_docker_credentials_are_read_on_the_worker_when_the_task_runs(
         train.execute({})
     assert train._private_environment == {"AWS_SECRET_ACCESS_KEY": SECRET}
     assert "AWS_SECRET_ACCESS_KEY" not in train.environment
+
+
+def test_mlflow_uris_an_earlier_step_exported_stay_on_the_host(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`airflow dags test` runs every task in one process: a step before train pointed MLflow
+    at the host's store, and mlflow exported it; the container must not get that host path."""
+    from ml.core.config import MlflowConfig
+    from ml.stack.tracking import activate_tracking_uri
+
+    for name in containers.PASSED_SETTINGS:
+        monkeypatch.setenv(name, "unset-after-the-test")  # so that delenv restores "unset"
+        monkeypatch.delenv(name)
+    host_store = f"sqlite:///{project}/mlflow.db"
+    activate_tracking_uri(MlflowConfig(tracking_uri=host_store))
+    assert os.environ["MLFLOW_TRACKING_URI"] == os.environ["MLFLOW_REGISTRY_URI"] == host_store
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    passed = containers.worker_environment(containers.PASSED_SETTINGS)
+    assert passed == {"AWS_DEFAULT_REGION": "eu-central-1"}
+    # The deployment's own value still goes through.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    passed = containers.worker_environment(containers.PASSED_SETTINGS)
+    assert passed["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
 def test_settings_from_environment(project: Path) -> None:
