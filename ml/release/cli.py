@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ml.core.errors import InputError
 from ml.core.families import FAMILY_NAMES
 
 FAMILIES = FAMILY_NAMES
@@ -80,7 +79,8 @@ def _promote(args: argparse.Namespace, params: Any) -> dict[str, Any]:
     if not args.force:
         tags = client.get_model_version(name, version).tags
         if tags.get("gate.decision") != "promote":
-            raise InputError(
+            # Exit 5 like every other refused promotion: the champion is untouched.
+            raise registry.PromotionError(
                 f"{name} v{version}: gate decision is "
                 f"{tags.get('gate.decision', 'missing')!r}, not 'promote'; run "
                 f"`python -m ml gate {args.model}` or pass --force"

@@ -164,7 +164,7 @@ def test_gate_then_promote_then_reject(
     assert worse["decision"] == "reject"
     assert any("FAIL primary accuracy" in r for r in worse["reasons"])
     capsys.readouterr()
-    assert run_cli(monkeypatch, params, tmp_path, "registry", "promote", "intent") == 4
+    assert run_cli(monkeypatch, params, tmp_path, "registry", "promote", "intent") == 5
     assert "not 'promote'" in capsys.readouterr().err
     assert registry.status(client, model_name)["champion"] == v2
     assert client.get_model_version(model_name, v3).tags["gate.decision"] == "reject"
