@@ -8,7 +8,6 @@ params.yaml, whose schema is owned by :mod:`ml.core.config`. Schedules default t
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,11 +22,8 @@ from ml.orchestration.container_specs import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 # DAGs with a cron in params.yaml `schedules` (the retrain families, ingest, drift).
 SCHEDULED = ("intent", "recommender", "ingest", "drift")
-
-# A fixed past start: with catchup=False only the next scheduled interval runs.
 
 
 class OrchestrationSettings(BaseModel):

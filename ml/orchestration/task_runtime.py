@@ -5,7 +5,7 @@ ERROR (airflow/sdk/execution_time/supervisor.py: the ``task.stderr`` forwarder h
 ``log_level=logging.ERROR``; stdout is INFO), while logging records keep their level. Libraries
 use stderr for progress bars (tqdm, MLflow's "Downloading artifacts", transformers' "Loading
 weights") and for informational messages (MLflow's logger and event prints), so a healthy task
-log was mostly red. :func:`airflow_step` wraps one step (``ml.orchestration.run_ml_step``):
+log was mostly red. :func:`airflow_step` wraps one step (``ml.orchestration.runtime.run_ml_step``):
 
 * ``SHOPFLOW_PROGRESS=log``: the project's loops log their progress (:mod:`ml.core.progress`)
   and reports such as the preflight table are INFO records;

@@ -1,4 +1,4 @@
-"""The registered recommender: an MLflow pyfunc honouring RECOMMENDER_PYFUNC_* in ml/schemas.py.
+"""The registered recommender: an MLflow pyfunc honouring ml/core/schemas.py RECOMMENDER_PYFUNC_*.
 
 Input: a DataFrame with column ``history`` (list of item_id strings, oldest first); params
 ``{"k": int}``. Output: a DataFrame with ``items`` (list of item_id, best first) and ``scores``.

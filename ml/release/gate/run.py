@@ -183,7 +183,7 @@ def run_behaviour(
 
 def load_for_gate(uri: str, role: str) -> Any:
     """A registered model for the gate; one that does not load is a one-line error naming it
-    (the champion is untouched: the gate never moves an alias)."""
+    (the champion is untouched: the gate moves only the ``challenger`` alias)."""
     from ml.core.errors import ShopflowError
     from ml.stack import model_store
 
