@@ -260,16 +260,23 @@ def save_outputs(summary: dict[str, Any], out: Path, png_name: str, title: str) 
     write_results(summary, out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def prepare_run(args: argparse.Namespace, bench: str) -> str | None:
+    """Offline settings for the steps; the one-line error of a bad invocation, or None."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     if not (args.data / "hwu64_test.csv").is_file():
-        print(f"hwu64_quality: {args.data}/hwu64_test.csv not found (--data)", file=sys.stderr)
-        return 2
+        return f"{bench}: {args.data}/hwu64_test.csv not found (--data)"
     if args.summarise_only and args.workdir is None:
-        print("hwu64_quality: --summarise-only needs --workdir", file=sys.stderr)
+        return f"{bench}: --summarise-only needs --workdir"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    error = prepare_run(args, "hwu64_quality")
+    if error:
+        print(error, file=sys.stderr)
         return 2
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="shopflow-hwu64-"))
     workdir.mkdir(parents=True, exist_ok=True)

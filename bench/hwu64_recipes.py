@@ -24,7 +24,6 @@ Prints one table and writes bench/results/hwu64_recipes.json (``--out`` to chang
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -156,14 +155,9 @@ def print_table(rows: list[dict[str, Any]], means: dict[str, dict[str, float]]) 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    if not (args.data / "hwu64_test.csv").is_file():
-        print(f"hwu64_recipes: {args.data}/hwu64_test.csv not found (--data)", file=sys.stderr)
-        return 2
-    if args.summarise_only and args.workdir is None:
-        print("hwu64_recipes: --summarise-only needs --workdir", file=sys.stderr)
+    error = hwu64_quality.prepare_run(args, "hwu64_recipes")
+    if error:
+        print(error, file=sys.stderr)
         return 2
     root = args.workdir or Path(tempfile.mkdtemp(prefix="shopflow-hwu64-recipes-"))
     rows = [
