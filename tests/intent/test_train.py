@@ -191,3 +191,28 @@ def test_rdrop_trains_on_two_passes_of_each_batch(
         assert result["history"][1]["train_loss"] > 0
     n_train = result["n_train"]
     assert sizes == {0.0: n_train, 1.0: 2 * n_train}
+
+
+def test_early_stopping_tolerates_patience_epochs_without_improvement(
+    tmp_path: Path, make_params: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ml.models.intent.train as train
+
+    # Validation macro-F1 as seen by the trainer: the warm start, then epochs 1, 2, 3, ...
+    # Epoch 1 is the best; 2 and 3 are tolerated (patience 2); 4 is the third miss and stops the
+    # run, so epoch 5's 0.9 is never reached. The bundle's final validation reads the fallback.
+    scripted = iter([0.1, 0.5, 0.4, 0.45, 0.3, 0.9])
+    real = train._evaluate_val
+
+    def scripted_val(run: Any) -> tuple[dict[str, float], Any]:
+        metrics, probs = real(run)
+        return {**metrics, "macro_f1": next(scripted, 0.0)}, probs
+
+    monkeypatch.setattr(train, "_evaluate_val", scripted_val)
+    params = make_params(
+        tmp_path,
+        **{"intent.train.epochs": 8, "intent.train.early_stopping_patience": 2},
+    )
+    result = fit_intent(params, params.paths.processed, tmp_path / "out")
+    assert [h["epoch"] for h in result["history"]] == [0, 1, 2, 3, 4]
+    assert result["best_epoch"] == 1

@@ -142,3 +142,21 @@ def test_bought_together_channel_is_chosen_on_validation_saved_and_extended(
     assert off["weight"] == 0.0 and loaded.transitions is None
     loaded.save(tmp_path / "with-channel")
     assert Recommender.load(tmp_path / "with-channel").transitions is None
+
+
+def test_early_stopping_tolerates_patience_epochs_without_improvement(  # type: ignore[no-untyped-def]
+    world, world_vectors, tmp_path, monkeypatch
+) -> None:
+    import ml.models.recommender.train as train
+
+    # Validation NDCG@10 per epoch: epoch 1 is the best; 2-4 are tolerated (patience 3); 5 is the
+    # fourth miss and stops the run, so epoch 6's 0.9 is never reached. Later calls (choosing
+    # the bought-together weight) read the fallback.
+    scripted = iter([0.5, 0.4, 0.45, 0.3, 0.2, 0.9])
+    monkeypatch.setattr(train, "validation_ndcg", lambda *a, **k: next(scripted, 0.0))
+    cfg = RecommenderTrainConfig(
+        dim=8, epochs=10, batch_size=256, n_user_clusters=2, early_stopping_patience=3
+    )
+    _, summary = fit(world, world_vectors, cfg, tmp_path)
+    assert [row["epoch"] for row in summary["curves"]] == [1, 2, 3, 4, 5]
+    assert summary["best_epoch"] == 1 and summary["epochs_run"] == 5

@@ -40,7 +40,14 @@ class IntentTrainConfig(BaseModel):
     # costs about one extra forward/backward per batch).
     rdrop_alpha: float = Field(0.0, ge=0)
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
-    early_stopping_patience: int = Field(2, ge=0)
+    early_stopping_patience: int = Field(
+        2,
+        ge=0,
+        description=(
+            "Epochs in a row without a better validation macro-F1 that training tolerates; "
+            "it stops at the next one (0: at the first epoch that does not improve)."
+        ),
+    )
     max_train_samples: int | None = Field(
         None,
         ge=1,

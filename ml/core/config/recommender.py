@@ -23,7 +23,14 @@ class RecommenderTrainConfig(BaseModel):
         2e-3, gt=0, le=0.1, title="Learning rate", description="Adam learning rate."
     )
     weight_decay: float = Field(1e-5, ge=0)
-    early_stopping_patience: int = Field(3, ge=0)
+    early_stopping_patience: int = Field(
+        3,
+        ge=0,
+        description=(
+            "Epochs in a row without a better validation NDCG@10 that training tolerates; "
+            "it stops at the next one (0: at the first epoch that does not improve)."
+        ),
+    )
     n_user_clusters: int = Field(8, ge=1)
     seed: int = 17
     dropout: float = Field(0.2, ge=0, lt=1)
